@@ -1,0 +1,32 @@
+"""The `aigw` command: one parser; subcommands are registered by the modules that run them."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from infra import local, operate
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full `aigw` argument parser."""
+    parser = argparse.ArgumentParser(
+        prog="aigw",
+        description="Run, inspect and operate an aigw deployment (AI Gateway + Worker).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    local.add_commands(commands)
+    operate.add_commands(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `aigw` console script; returns the process exit status."""
+    args = build_parser().parse_args(argv)
+    status: int = args.handler(args)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
