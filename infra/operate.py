@@ -3,8 +3,258 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+import functools
+import json
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import cloudflare
+import httpx
+import yaml
+from rich.console import Console
+from rich.markup import escape
+
+from infra import settings as settings_module
+from infra.settings import Settings, SettingsError
+
+TOKEN_ENV = "CLOUDFLARE_API_TOKEN"
+ACCOUNT_ENV = "CLOUDFLARE_ACCOUNT_ID"
+TOKEN_PAGE = "https://dash.cloudflare.com/profile/api-tokens"
+# The SDK retries connection errors and 5xx with backoff; tests lower this to keep error paths fast.
+API_RETRIES = 2
+HTTP_TIMEOUT = 30.0
+
+Status = Literal["ok", "warn", "fail", "skip"]
+Handler = Callable[[argparse.Namespace], int]
+
+
+class OperateError(Exception):
+    """A problem the user can fix; the message is one sentence, printed without a traceback."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """Which gateway the command talks about, and the stack settings it was deployed with."""
+
+    account_id: str
+    gateway_id: str
+    stack: str | None
+    settings: Settings | None
+    """The stack's validated non-secret settings, when a stack config file was read."""
 
 
 def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
     """Register `doctor`, `usage` and `smoke`, each with a `handler` taking the parsed args."""
+    from infra import doctor, smoke, usage
+
+    doctor.add_command(commands)
+    usage.add_command(commands)
+    smoke.add_command(commands)
+
+
+def add_target_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options that select the account and the gateway, shared by all three commands."""
+    parser.add_argument(
+        "--stack",
+        help="read accountId, gatewayId and the settings to compare from Pulumi.<stack>.yaml "
+        "(default: $PULUMI_STACK, else the only stack file)",
+    )
+    parser.add_argument(
+        "--account-id",
+        help=f"Cloudflare account id (default: the stack's aigw:accountId, else ${ACCOUNT_ENV})",
+    )
+    parser.add_argument(
+        "--gateway-id",
+        help="AI Gateway id (default: the stack's aigw:gatewayId, else aigw-<stack>)",
+    )
+    parser.add_argument(
+        "--config-dir",
+        type=Path,
+        default=Path("."),
+        help="directory holding Pulumi.<stack>.yaml (default: the current directory)",
+    )
+
+
+def handles_errors(run: Handler) -> Handler:
+    """Turn expected failures into one clear sentence on stderr and exit status 1."""
+
+    @functools.wraps(run)
+    def handler(args: argparse.Namespace) -> int:
+        try:
+            return run(args)
+        except OperateError as error:
+            report_error(str(error))
+        except cloudflare.APIError as error:
+            report_error(describe_api_error(error, "talking to the Cloudflare API"))
+        return 1
+
+    return handler
+
+
+def report_error(message: str) -> None:
+    """Print `aigw: error: <message>` to stderr."""
+    Console(stderr=True, highlight=False, soft_wrap=True).print(
+        f"[bold red]aigw: error:[/] {escape(message)}"
+    )
+
+
+def resolve_target(args: argparse.Namespace) -> Target:
+    """Account and gateway from the flags, else the stack config file, else the environment."""
+    path = stack_file(args.stack, Path(args.config_dir))
+    stack = path.name[len("Pulumi.") : -len(".yaml")] if path is not None else None
+    config = read_stack_config(path) if path is not None else {}
+    account_id = args.account_id or _text(config.get("accountId")) or os.environ.get(ACCOUNT_ENV)
+    if not account_id:
+        raise OperateError(
+            f"no account id: pass --account-id, set aigw:accountId in a stack (--stack), "
+            f"or export {ACCOUNT_ENV}"
+        )
+    gateway_id = args.gateway_id or _text(config.get("gatewayId"))
+    if not gateway_id:
+        if stack is None:
+            raise OperateError("no gateway id: pass --gateway-id, or --stack to use its gateway")
+        gateway_id = settings_module.default_name(stack)
+    stack_settings = None
+    if stack is not None:
+        stack_settings = _stack_settings(config, stack, account_id)
+    return Target(account_id, gateway_id, stack, stack_settings)
+
+
+def stack_file(stack: str | None, directory: Path) -> Path | None:
+    """`--stack`, else `$PULUMI_STACK`, else the only stack file, as `aigw dev` chooses; or None."""
+    chosen = stack or os.environ.get("PULUMI_STACK") or None
+    if chosen is not None:
+        path = directory / f"Pulumi.{chosen}.yaml"
+        if not path.is_file():
+            raise OperateError(
+                f"stack {chosen!r} has no configuration file {path.name} in {directory}: "
+                "run from the project directory, pass --config-dir, or give --account-id and "
+                "--gateway-id instead"
+            )
+        return path
+    # Pulumi.example.yaml documents the settings; it is not anyone's stack.
+    candidates = [p for p in directory.glob("Pulumi.*.yaml") if p.name != "Pulumi.example.yaml"]
+    return candidates[0] if len(candidates) == 1 else None
+
+
+def read_stack_config(path: Path) -> dict[str, object]:
+    """The `aigw:` keys of a stack file, without the namespace."""
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as error:
+        raise OperateError(f"cannot read {path}: {error}") from None
+    section = document.get("config") if isinstance(document, dict) else None
+    if section is None:
+        return {}
+    if not isinstance(section, dict):
+        raise OperateError(f"{path}: `config` is not a mapping of settings")
+    prefix = f"{settings_module.NAMESPACE}:"
+    return {
+        str(key)[len(prefix) :]: value
+        for key, value in section.items()
+        if str(key).startswith(prefix)
+    }
+
+
+def _stack_settings(config: Mapping[str, object], stack: str, account_id: str) -> Settings:
+    # Secrets are encrypted in the file and not needed here; a placeholder pool lets the shared
+    # validation check every other setting exactly as `pulumi up` would.
+    raw = {key: value for key, value in config.items() if key not in settings_module.SECRET_KEYS}
+    raw["accountId"] = account_id
+    raw["providerKeys"] = {"openai": ["placeholder"]}
+    try:
+        stack_settings, _ = settings_module.load(raw, stack)
+    except SettingsError as error:
+        raise OperateError(f"Pulumi.{stack}.yaml: {error}") from None
+    return stack_settings
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def make_client() -> cloudflare.Cloudflare:
+    """A Cloudflare client from `CLOUDFLARE_API_TOKEN` (and `CLOUDFLARE_BASE_URL`, if set)."""
+    token = os.environ.get(TOKEN_ENV, "").strip()
+    if not token:
+        raise OperateError(
+            f"{TOKEN_ENV} is not set: create a token with AI Gateway Read at {TOKEN_PAGE} "
+            f"and export it as {TOKEN_ENV}"
+        )
+    return cloudflare.Cloudflare(api_token=token, max_retries=API_RETRIES, timeout=HTTP_TIMEOUT)
+
+
+def describe_api_error(error: cloudflare.APIError, doing: str) -> str:
+    """One sentence for a failed API call; `doing` says what was being attempted."""
+    if isinstance(error, cloudflare.APITimeoutError):
+        return f"the Cloudflare API did not answer in time while {doing}; try again later"
+    if isinstance(error, cloudflare.APIConnectionError):
+        hint = " and CLOUDFLARE_BASE_URL" if os.environ.get("CLOUDFLARE_BASE_URL") else ""
+        return (
+            f"could not reach the Cloudflare API at {_base_url(error)} while {doing} "
+            f"({_root_cause(error)}); check the network connection{hint}"
+        )
+    if isinstance(error, cloudflare.APIStatusError):
+        status = error.status_code
+        detail = _api_messages(error)
+        if detail is None:
+            return (
+                f"the Cloudflare API answered HTTP {status} with an error page instead of JSON "
+                f"while {doing}; it may be having trouble, try again later"
+            )
+        if status in (401, 403):
+            return (
+                f"the Cloudflare API refused the token while {doing} (HTTP {status}: {detail}); "
+                f"check {TOKEN_ENV} and that it has AI Gateway Read on this account"
+            )
+        return f"the Cloudflare API answered HTTP {status} while {doing}: {detail}"
+    return f"the Cloudflare API sent an unexpected answer while {doing}: {error.message}"
+
+
+def is_missing(error: cloudflare.APIError) -> bool:
+    """Whether the API said the thing asked about does not exist (404 with a JSON body)."""
+    return isinstance(error, cloudflare.NotFoundError) and _api_messages(error) is not None
+
+
+def _api_messages(error: cloudflare.APIStatusError) -> str | None:
+    # Cloudflare's JSON envelope carries `errors: [{code, message}]`; anything else (an HTML
+    # error page from an edge or proxy) is reported as such rather than dumped on the user.
+    body = error.body
+    if not isinstance(body, dict):
+        return None
+    errors = body.get("errors")
+    if not isinstance(errors, list):
+        return None
+    parts = []
+    for item in errors:
+        if isinstance(item, dict) and item.get("message"):
+            code = item.get("code")
+            parts.append(f"{item['message']} [code {code}]" if code else str(item["message"]))
+    return "; ".join(parts) or "no error message"
+
+
+def _base_url(error: cloudflare.APIConnectionError) -> str:
+    url = error.request.url
+    return f"{url.scheme}://{url.netloc.decode('ascii', 'replace')}"
+
+
+def _root_cause(error: BaseException) -> str:
+    # The SDK wraps httpx's error, which wraps the socket's: the innermost one names the reason.
+    reason: BaseException = error
+    while (inner := reason.__cause__ or reason.__context__) is not None:
+        reason = inner
+    text = str(reason).strip()
+    return text.splitlines()[0] if text and reason is not error else "connection failed"
+
+
+def http_get(url: str) -> httpx.Response:
+    """A plain GET with the command's timeout (used for the Worker's `/healthz`)."""
+    return httpx.get(url, timeout=HTTP_TIMEOUT, follow_redirects=False)
+
+
+def print_json(document: object) -> None:
+    """Write one JSON document to stdout, for scripts."""
+    print(json.dumps(document, indent=2))

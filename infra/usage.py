@@ -1,0 +1,318 @@
+"""`aigw usage`: page through the gateway's logs and total requests, tokens and cost per group."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+import cloudflare
+from cloudflare.types.ai_gateway import LogListResponse
+from rich import box
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from infra import operate
+
+GroupBy = Literal["model", "provider", "client", "key", "status"]
+GROUPINGS: tuple[GroupBy, ...] = ("model", "provider", "client", "key", "status")
+# The largest page the logs endpoint serves; fewer round trips on long windows.
+PAGE_SIZE = 50
+UNKNOWN = "(unknown)"
+# The fields of the `cf-aig-metadata` JSON the Worker sends (see `infra/proxy.py`).
+METADATA_FIELDS: dict[GroupBy, str] = {"client": "client", "key": "keyId"}
+_RELATIVE = re.compile(r"([0-9]+)\s*([smhdw])")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+@dataclass(frozen=True)
+class Window:
+    """A time window, inclusive of both ends, in UTC."""
+
+    start: datetime
+    end: datetime
+
+    def __contains__(self, moment: object) -> bool:
+        return isinstance(moment, datetime) and self.start <= moment <= self.end
+
+
+@dataclass
+class Totals:
+    """What one group of logged requests added up to."""
+
+    requests: int = 0
+    errors: int = 0
+    cached: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost: float = 0.0
+
+    def add(self, log: LogListResponse) -> None:
+        """Count one logged request."""
+        self.requests += 1
+        self.errors += 0 if log.success else 1
+        self.cached += 1 if log.cached else 0
+        self.tokens_in += log.tokens_in or 0
+        self.tokens_out += log.tokens_out or 0
+        self.cost += log.cost or 0.0
+
+    def as_json(self, group: str) -> dict[str, object]:
+        """The row shape of `usage --json`."""
+        return {
+            "group": group,
+            "requests": self.requests,
+            "errors": self.errors,
+            "cached": self.cached,
+            "tokens_in": self.tokens_in,
+            "tokens_out": self.tokens_out,
+            # Sums of float costs pick up binary noise; a millionth of a dollar is exact enough.
+            "cost": round(self.cost, 6),
+        }
+
+
+@dataclass
+class Usage:
+    """Per-group totals plus the grand total."""
+
+    by: GroupBy
+    groups: dict[str, Totals] = field(default_factory=dict)
+    total: Totals = field(default_factory=Totals)
+
+    def add(self, log: LogListResponse) -> None:
+        """Count one logged request in its group and in the total."""
+        self.groups.setdefault(group_of(log, self.by), Totals()).add(log)
+        self.total.add(log)
+
+    def rows(self) -> list[tuple[str, Totals]]:
+        """Groups, busiest first, then by name."""
+        return sorted(self.groups.items(), key=lambda item: (-item[1].requests, item[0]))
+
+    def as_json(self) -> dict[str, object]:
+        """`{"rows": [...], "total": {...}}`, as `usage --json` prints it."""
+        return {
+            "rows": [totals.as_json(group) for group, totals in self.rows()],
+            "total": self.total.as_json("total"),
+        }
+
+
+def add_command(commands: argparse._SubParsersAction[Any]) -> None:
+    """Register `aigw usage`."""
+    parser = commands.add_parser(
+        "usage",
+        help="requests, errors, tokens and cost from the gateway's logs",
+        description=(
+            "Page through the AI Gateway's logs in a time window (both ends included) and add up "
+            "requests, errors, cached answers, tokens and cost per group."
+        ),
+    )
+    operate.add_target_arguments(parser)
+    parser.add_argument(
+        "--since",
+        default="24h",
+        help="start of the window: a duration back from now (30m, 24h, 7d, 2w) or an ISO time "
+        "(default: 24h)",
+    )
+    parser.add_argument("--until", help="end of the window: an ISO time (default: now)")
+    parser.add_argument(
+        "--by", choices=GROUPINGS, default="model", help="how to group requests (default: model)"
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object for scripts")
+    parser.set_defaults(handler=operate.handles_errors(run))
+
+
+def run(args: argparse.Namespace) -> int:
+    """`aigw usage`."""
+    window = parse_window(args.since, args.until, now=datetime.now(UTC))
+    target = operate.resolve_target(args)
+    client = operate.make_client()
+    usage = Usage(by=args.by)
+    show_progress = not args.json and sys.stderr.isatty()
+    try:
+        for log in fetch_logs(client, target, window, progress=show_progress):
+            usage.add(log)
+    except cloudflare.APIError as error:
+        doing = f"reading the logs of gateway {target.gateway_id!r}"
+        if operate.is_missing(error):
+            raise operate.OperateError(
+                f"gateway {target.gateway_id!r} was not found in account {target.account_id} "
+                "(HTTP 404); check --gateway-id or the stack's aigw:gatewayId"
+            ) from None
+        raise operate.OperateError(operate.describe_api_error(error, doing)) from None
+    if args.json:
+        operate.print_json(usage.as_json())
+    else:
+        print_table(usage, target, window)
+    return 0
+
+
+def parse_window(since: str, until: str | None, *, now: datetime) -> Window:
+    """The window from `--since` (duration or ISO time) to `--until` (ISO time, default now)."""
+    end = parse_time(until, "--until") if until else now
+    relative = _RELATIVE.fullmatch(since.strip().lower())
+    if relative:
+        amount, unit = relative.groups()
+        start = end - timedelta(**{_UNITS[unit]: int(amount)})
+    else:
+        start = parse_time(since, "--since")
+    if start > end:
+        raise operate.OperateError(
+            f"the window starts after it ends ({_stamp(start)} > {_stamp(end)}); "
+            "check --since and --until"
+        )
+    return Window(start, end)
+
+
+def parse_time(text: str, option: str) -> datetime:
+    """An ISO 8601 date or time; without a zone it is taken as UTC."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise operate.OperateError(
+            f"{option} {text!r} is not a time: use an ISO time such as 2026-11-28T09:00:00Z"
+            + (" or a duration such as 24h or 7d" if option == "--since" else "")
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def fetch_logs(
+    client: cloudflare.Cloudflare, target: operate.Target, window: Window, *, progress: bool
+) -> Iterator[LogListResponse]:
+    """Every log in the window, oldest first, through the SDK's page-by-page iteration."""
+    first = client.ai_gateway.logs.list(
+        target.gateway_id,
+        account_id=target.account_id,
+        start_date=_stamp(window.start),
+        # Rounded up to the millisecond, so the API's window never ends before ours.
+        end_date=_stamp(window.end + timedelta(microseconds=-window.end.microsecond % 1000)),
+        order_by="created_at",
+        order_by_direction="asc",
+        page=1,
+        per_page=PAGE_SIZE,
+    )
+    expected = _total_count(first)
+    seen: set[str] = set()
+    fetched = 0
+    bar = Progress(
+        TextColumn("reading logs"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+        disable=not progress,
+    )
+    with bar:
+        task = bar.add_task("logs", total=expected)
+        for page in first.iter_pages():
+            items = page.result or []
+            for log in items:
+                # Pages are fetched one after another while new logs arrive; a log that shifts
+                # across a page boundary must be counted once, and the window is re-checked
+                # here so it is exact whatever precision the API compares times at.
+                if log.id in seen or log.created_at not in window:
+                    continue
+                seen.add(log.id)
+                yield log
+            fetched += len(items)
+            bar.update(task, completed=fetched)
+            # The SDK asks for pages until one comes back empty; the count saves that request.
+            if expected is not None and fetched >= expected:
+                break
+
+
+def _total_count(page: Any) -> int | None:
+    info = getattr(page, "result_info", None)
+    total = getattr(info, "total_count", None) if info is not None else None
+    return int(total) if isinstance(total, int | float) else None
+
+
+def group_of(log: LogListResponse, by: GroupBy) -> str:
+    """The group a logged request belongs to."""
+    if by == "model":
+        return log.model or UNKNOWN
+    if by == "provider":
+        return log.provider or UNKNOWN
+    if by == "status":
+        if log.status_code is not None:
+            return str(log.status_code)
+        return "success" if log.success else "error"
+    return worker_metadata(log.metadata).get(METADATA_FIELDS[by]) or UNKNOWN
+
+
+def worker_metadata(raw: object) -> dict[str, str]:
+    """The client name and key id the Worker put in `cf-aig-metadata` (logged as JSON text)."""
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except json.JSONDecodeError:
+            return {}
+    if not isinstance(raw, dict):
+        return {}
+    return {str(name): str(value) for name, value in raw.items() if value is not None}
+
+
+def print_table(usage: Usage, target: operate.Target, window: Window) -> None:
+    """The human view: one row per group and a total row."""
+    table = Table(
+        box=box.SIMPLE_HEAD,
+        show_footer=True,
+        footer_style="bold",
+    )
+    total = usage.total
+    # Group names are what the reader looks for: never cut them short, squeeze the numbers instead.
+    longest = max((len(group) for group in usage.groups), default=len(usage.by))
+    table.add_column(usage.by, footer="total", min_width=min(longest, 48), overflow="fold")
+    for name, footer in (
+        ("requests", f"{total.requests:,}"),
+        ("errors", f"{total.errors:,}"),
+        ("cached", _cached(total)),
+        ("tokens in", f"{total.tokens_in:,}"),
+        ("tokens out", f"{total.tokens_out:,}"),
+        ("cost", _money(total.cost)),
+    ):
+        table.add_column(name, footer=footer, justify="right", no_wrap=True)
+    for group, totals in usage.rows():
+        table.add_row(
+            group,
+            f"{totals.requests:,}",
+            f"{totals.errors:,}",
+            _cached(totals),
+            f"{totals.tokens_in:,}",
+            f"{totals.tokens_out:,}",
+            _money(totals.cost),
+        )
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        # Piped or redirected output has no width to fit; rich would assume 80 and crop.
+        console = Console(highlight=False, width=120)
+    console.print(
+        f"gateway {target.gateway_id}, {_stamp(window.start)} to {_stamp(window.end)}, "
+        f"by {usage.by}"
+    )
+    console.print(table)
+    if not usage.groups:
+        console.print("no requests were logged in this window")
+
+
+def _cached(totals: Totals) -> str:
+    if not totals.requests:
+        return "0"
+    return f"{totals.cached:,} ({totals.cached / totals.requests:.0%})"
+
+
+def _money(cost: float) -> str:
+    # Single requests cost fractions of a cent: show those to the millionth, sums to the cent.
+    return f"${cost:,.2f}" if cost >= 1 else f"${cost:.6f}"
+
+
+def _stamp(moment: datetime) -> str:
+    # RFC 3339 in UTC with milliseconds, as JavaScript's toISOString writes it.
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -1,0 +1,42 @@
+"""Fixtures of the CLI tests: a loopback Cloudflare API selected through `CLOUDFLARE_BASE_URL`."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cloudflare_fake import API_TOKEN, FakeCloudflare, start
+
+from infra import operate
+
+
+@pytest.fixture
+def cloudflare_api(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeCloudflare]:
+    """A running fake Cloudflare API with one gateway, selected through `CLOUDFLARE_BASE_URL`."""
+    fake = FakeCloudflare()
+    fake.add_gateway()
+    server, thread = start(fake)
+    monkeypatch.setenv("CLOUDFLARE_BASE_URL", fake.api_url)
+    monkeypatch.setenv("CLOUDFLARE_API_TOKEN", API_TOKEN)
+    monkeypatch.delenv("CLOUDFLARE_ACCOUNT_ID", raising=False)
+    monkeypatch.delenv("PULUMI_STACK", raising=False)
+    # The SDK's retries with backoff are its own business; one attempt keeps error paths quick.
+    monkeypatch.setattr(operate, "API_RETRIES", 0)
+    monkeypatch.chdir(tmp_path)  # no stray Pulumi.<stack>.yaml is picked up
+    try:
+        yield fake
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+@pytest.fixture
+def unused_port() -> int:
+    """A loopback port nothing listens on (bound once by the kernel's choice, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port

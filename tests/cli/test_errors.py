@@ -1,0 +1,127 @@
+"""Every command's failure modes: one clear sentence on stderr, exit 1, no traceback, no token."""
+
+from __future__ import annotations
+
+import pytest
+from cloudflare_fake import ACCOUNT_ID, API_TOKEN, GATEWAY_ID, FakeCloudflare
+
+from infra.cli import main
+
+TARGET = ["--account-id", ACCOUNT_ID, "--gateway-id", GATEWAY_ID]
+
+
+def fails(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
+    """Run a command that must fail cleanly; its stderr."""
+    assert main(argv) == 1
+    captured = capsys.readouterr()
+    for stream in (captured.out, captured.err):
+        assert "Traceback" not in stream
+        assert API_TOKEN not in stream
+    assert captured.err.startswith("aigw: error: ")
+    assert captured.err.count("\n") == 1, "one sentence, one line"
+    return captured.err
+
+
+@pytest.mark.parametrize("command", [["usage"], ["usage", "--json"]])
+def test_wrong_token_is_one_clear_sentence(
+    cloudflare_api: FakeCloudflare, capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    """A token the API refuses names the variable to fix and the permission it needs."""
+    cloudflare_api.token = "another-token"
+    err = fails(capsys, [*command, *TARGET])
+    assert "refused the token" in err
+    assert "HTTP 403: Authentication error [code 10000]" in err
+    assert "CLOUDFLARE_API_TOKEN" in err and "AI Gateway Read" in err
+
+
+def test_missing_gateway_is_one_clear_sentence(
+    cloudflare_api: FakeCloudflare, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Logs of a gateway that does not exist: the id, the account, and where the id came from."""
+    err = fails(capsys, ["usage", "--account-id", ACCOUNT_ID, "--gateway-id", "aigw-prod"])
+    assert f"gateway 'aigw-prod' was not found in account {ACCOUNT_ID} (HTTP 404)" in err
+    assert "--gateway-id" in err
+
+
+@pytest.mark.parametrize("command", [["usage"], ["doctor"]])
+def test_network_failure_is_one_clear_sentence(
+    cloudflare_api: FakeCloudflare,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    unused_port: int,
+    command: list[str],
+) -> None:
+    """An API nobody answers at names the address and what to check."""
+    monkeypatch.setenv("CLOUDFLARE_BASE_URL", f"http://127.0.0.1:{unused_port}/client/v4")
+    if command == ["doctor"]:
+        # doctor reports an unreachable API as its failing token check, not as a crash.
+        assert main([*command, "--json", *TARGET]) == 1
+        out = capsys.readouterr().out
+        assert f"could not reach the Cloudflare API at http://127.0.0.1:{unused_port}" in out
+        return
+    err = fails(capsys, [*command, *TARGET])
+    assert f"could not reach the Cloudflare API at http://127.0.0.1:{unused_port}" in err
+    assert "Connection refused" in err
+    assert "check the network connection and CLOUDFLARE_BASE_URL" in err
+
+
+@pytest.mark.parametrize("status", [500, 502, 503])
+def test_api_error_page_is_one_clear_sentence(
+    cloudflare_api: FakeCloudflare, capsys: pytest.CaptureFixture[str], status: int
+) -> None:
+    """An HTML error page instead of the JSON envelope is reported as such, not dumped."""
+    cloudflare_api.error_page_status = status
+    err = fails(capsys, ["usage", *TARGET])
+    assert f"answered HTTP {status} with an error page instead of JSON" in err
+    assert "<html>" not in err
+
+
+def test_missing_api_token_is_one_clear_sentence(
+    cloudflare_api: FakeCloudflare,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without CLOUDFLARE_API_TOKEN nothing is sent and the user learns what to create."""
+    monkeypatch.delenv("CLOUDFLARE_API_TOKEN")
+    err = fails(capsys, ["doctor", *TARGET])
+    assert "CLOUDFLARE_API_TOKEN is not set" in err and "AI Gateway Read" in err
+    assert cloudflare_api.calls == []
+
+
+def test_missing_account_id_is_one_clear_sentence(
+    cloudflare_api: FakeCloudflare, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No flag, stack file or CLOUDFLARE_ACCOUNT_ID: say where an account id can come from."""
+    err = fails(capsys, ["usage", "--gateway-id", GATEWAY_ID])
+    assert "no account id" in err and "CLOUDFLARE_ACCOUNT_ID" in err
+
+
+def test_account_id_comes_from_the_environment_last(
+    cloudflare_api: FakeCloudflare,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """CLOUDFLARE_ACCOUNT_ID is used when neither a flag nor a stack names the account."""
+    monkeypatch.setenv("CLOUDFLARE_ACCOUNT_ID", ACCOUNT_ID)
+    assert main(["usage", "--json", "--gateway-id", GATEWAY_ID]) == 0
+    assert any(path.startswith(f"/accounts/{ACCOUNT_ID}/") for path, _ in cloudflare_api.calls)
+
+
+def test_missing_stack_file_is_one_clear_sentence(
+    cloudflare_api: FakeCloudflare, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--stack` naming a stack with no config file here says what else to do."""
+    err = fails(capsys, ["usage", "--stack", "prod"])
+    assert "stack 'prod' has no configuration file Pulumi.prod.yaml" in err
+    assert "--account-id" in err
+
+
+def test_invalid_stack_setting_is_one_clear_sentence(
+    cloudflare_api: FakeCloudflare, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A stack file with an invalid setting is reported with the key, as `pulumi up` would."""
+    with open("Pulumi.dev.yaml", "w", encoding="utf-8") as stack:
+        stack.write(f"config:\n  aigw:accountId: {ACCOUNT_ID}\n  aigw:cacheTtl: soon\n")
+    err = fails(capsys, ["doctor", "--stack", "dev"])
+    assert "Pulumi.dev.yaml: aigw:cacheTtl: got 'soon'" in err
+    assert cloudflare_api.calls == []
