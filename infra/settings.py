@@ -322,7 +322,7 @@ class _Reader:
         if not isinstance(value, dict) or not value:
             _fail(
                 "providerKeys",
-                f"a {type(value).__name__}",
+                _kind(value),
                 'expected an object of key lists, such as {"openai": ["<key>", …]}',
             )
         pools: dict[str, tuple[str, ...]] = {}
@@ -367,7 +367,7 @@ class _Reader:
         if not isinstance(value, dict) or not value:
             _fail(
                 "clientTokens",
-                f"a {type(value).__name__}",
+                _kind(value),
                 'expected an object such as {"laptop": "<token>"}, '
                 "or leave it unset to generate one",
             )
@@ -379,7 +379,13 @@ class _Reader:
                     f"client name {name!r}",
                     "names are 1-64 letters, digits, '.', '_' or '-'",
                 )
-            if not isinstance(token, str) or len(token) < MIN_CLIENT_TOKEN_LENGTH:
+            if not isinstance(token, str):
+                _fail(
+                    f"clientTokens.{name}",
+                    f"{_kind(token)} instead of text",
+                    "set the token as a string (pulumi config set --type string …)",
+                )
+            if len(token) < MIN_CLIENT_TOKEN_LENGTH:
                 _fail(
                     f"clientTokens.{name}",
                     "a token shorter than 16 characters",
@@ -412,6 +418,14 @@ class _Reader:
                 "or leave it unset to create one",
             )
         return value
+
+
+def _kind(value: object) -> str:
+    """What kind of value a secret key held, without showing it."""
+    if value == {}:
+        return "an empty object"
+    kind = {list: "a list", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
+    return kind.get(type(value), f"a {type(value).__name__}")
 
 
 def _whole(key: str, value: object, low: int, high: int) -> int:

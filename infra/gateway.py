@@ -1,0 +1,103 @@
+"""The Cloudflare AI Gateway and the token the Worker presents to it (`cf-aig-authorization`)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import pulumi
+import pulumi_cloudflare as cloudflare
+
+from infra.settings import Settings
+
+AI_GATEWAY_RUN = "AI Gateway Run"
+"""The account permission group that lets a token send requests through an authenticated gateway."""
+TOKEN_LIST_LIMIT = 1000
+"""How many permission groups the lookup fetches (the account has a few hundred)."""
+
+
+class PermissionGroup(Protocol):
+    """What the permission-group lookup returns per group."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def name(self) -> str: ...
+
+
+def gateway_args(settings: Settings) -> dict[str, Any]:
+    """The `AiGateway` inputs for `settings` (pure, so tests need no mocks)."""
+    rate = settings.rate_limit
+    args: dict[str, Any] = {
+        "account_id": settings.account_id,
+        "ai_gateway_id": settings.gateway_id,
+        # New gateways must be authenticated (the API refuses false); the Worker sends the token.
+        "authentication": True,
+        "cache_ttl": settings.cache_ttl,
+        "cache_invalidate_on_update": settings.cache_invalidate_on_update,
+        "collect_logs": settings.collect_logs,
+        # The API has no "off" switch for rate limiting: limit 0 and interval 0 mean no limit.
+        "rate_limiting_limit": rate.limit if rate else 0,
+        "rate_limiting_interval": rate.interval if rate else 0,
+        "rate_limiting_technique": rate.technique if rate else "fixed",
+    }
+    if settings.log_retention is not None:
+        args["log_management"] = settings.log_retention.max_logs
+        args["log_management_strategy"] = settings.log_retention.strategy
+    return args
+
+
+def run_permission_group_id(groups: Sequence[PermissionGroup]) -> str:
+    """The id of the AI Gateway Run permission group among the account's groups."""
+    for group in groups:
+        if group.name == AI_GATEWAY_RUN:
+            return group.id
+    raise pulumi.RunError(
+        f"the Cloudflare account lists no {AI_GATEWAY_RUN!r} permission group, so aigw cannot "
+        "create the gateway token; create one by hand and set it with "
+        "pulumi config set --secret aigw:gatewayToken <token>"
+    )
+
+
+def token_policies(
+    account_id: str, permission_group_id: str
+) -> list[cloudflare.AccountTokenPolicyArgsDict]:
+    """One policy: AI Gateway Run on this account only."""
+    return [
+        {
+            "effect": "allow",
+            "permission_groups": [{"id": permission_group_id}],
+            "resources": json.dumps({f"com.cloudflare.api.account.{account_id}": "*"}),
+        }
+    ]
+
+
+def create_gateway(name: str, settings: Settings, parent: pulumi.Resource) -> cloudflare.AiGateway:
+    """The AI Gateway itself: cache, logs, rate limit, log retention, authentication on."""
+    return cloudflare.AiGateway(
+        f"{name}-gateway",
+        **gateway_args(settings),
+        # Deleting the gateway deletes its logs; production stacks protect it from destroy.
+        opts=pulumi.ResourceOptions(parent=parent, protect=settings.protect),
+    )
+
+
+def create_gateway_token(
+    name: str, settings: Settings, parent: pulumi.Resource
+) -> cloudflare.AccountToken:
+    """An account API token that can only run requests through this account's gateways."""
+    groups = cloudflare.get_account_api_token_permission_groups_list_output(
+        account_id=settings.account_id,
+        max_items=TOKEN_LIST_LIMIT,
+        opts=pulumi.InvokeOutputOptions(parent=parent),
+    )
+    group_id = groups.results.apply(run_permission_group_id)
+    return cloudflare.AccountToken(
+        f"{name}-gateway-token",
+        account_id=settings.account_id,
+        name=f"aigw {settings.gateway_id} gateway run",
+        policies=group_id.apply(lambda group: token_policies(settings.account_id, group)),
+        opts=pulumi.ResourceOptions(parent=parent),
+    )

@@ -1,0 +1,143 @@
+"""The Worker script, its secret bindings, its addresses, and the generated client token."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import cloudflare as cloudflare_api
+import pulumi
+import pulumi_cloudflare as cloudflare
+import pulumi_random as random
+
+from infra.providers import PROVIDERS
+from infra.render import COMPATIBILITY_DATE, MAIN_MODULE, render_worker
+from infra.settings import Settings
+
+CLIENT_TOKENS = "CLIENT_TOKENS"
+GATEWAY_TOKEN = "GATEWAY_TOKEN"
+GENERATED_CLIENT = "default"
+"""The client name of the token generated when `clientTokens` is unset."""
+GENERATED_TOKEN_LENGTH = 48
+WORKERS_DEV = "workers.dev"
+
+
+class WorkersSubdomainError(Exception):
+    """The account's workers.dev subdomain could not be read; the message says what to do."""
+
+
+def secret_bindings(
+    provider_keys: Mapping[str, Sequence[str]],
+    client_tokens: Mapping[str, str],
+    gateway_token: str,
+) -> list[cloudflare.WorkersScriptBindingArgsDict]:
+    """The Worker's `secret_text` bindings (DESIGN §3), one value per line."""
+    bindings: list[cloudflare.WorkersScriptBindingArgsDict] = [
+        {"name": PROVIDERS[slug].binding, "type": "secret_text", "text": "\n".join(keys)}
+        for slug, keys in provider_keys.items()
+    ]
+    lines = "\n".join(f"{client}:{token}" for client, token in client_tokens.items())
+    bindings.append({"name": CLIENT_TOKENS, "type": "secret_text", "text": lines})
+    bindings.append({"name": GATEWAY_TOKEN, "type": "secret_text", "text": gateway_token})
+    return bindings
+
+
+def workers_dev_url(worker_name: str, account_subdomain: str) -> str:
+    """The Worker's address on the account's workers.dev subdomain."""
+    return f"https://{worker_name}.{account_subdomain}.{WORKERS_DEV}"
+
+
+def lookup_workers_subdomain(account_id: str, api_token: str | None) -> str:
+    """Read the account's workers.dev subdomain (`<sub>` in `<worker>.<sub>.workers.dev`).
+
+    pulumi-cloudflare 6 has no data source for it, so this asks the Cloudflare API directly with
+    the official SDK, which also honours `CLOUDFLARE_API_TOKEN` and `CLOUDFLARE_BASE_URL`.
+    """
+    client = cloudflare_api.Cloudflare(api_token=api_token, max_retries=2, timeout=30.0)
+    if not (client.api_token or client.api_key or client.user_service_key):
+        raise WorkersSubdomainError(
+            "no Cloudflare credentials to read the account's workers.dev subdomain with: "
+            "export CLOUDFLARE_API_TOKEN or pulumi config set --secret cloudflare:apiToken <token>"
+        )
+    try:
+        return client.workers.subdomains.get(account_id=account_id).subdomain
+    except cloudflare_api.APIStatusError as error:
+        raise WorkersSubdomainError(
+            f"could not read the workers.dev subdomain of account {account_id} "
+            f"(Cloudflare API answered {error.status_code}); claim one in the dashboard "
+            "(Workers & Pages, Your subdomain), check that the API token has Workers Scripts "
+            "Edit on this account, or set aigw:customDomain and aigw:workersDev false"
+        ) from None
+    except cloudflare_api.APIError as error:
+        raise WorkersSubdomainError(
+            f"could not read the workers.dev subdomain of account {account_id}: "
+            f"{type(error).__name__}; check the network and CLOUDFLARE_API_TOKEN"
+        ) from None
+
+
+def generate_client_token(name: str, parent: pulumi.Resource) -> random.RandomPassword:
+    """One random client token; letters and digits only, so it never holds a binding separator."""
+    return random.RandomPassword(
+        f"{name}-client-token",
+        length=GENERATED_TOKEN_LENGTH,
+        special=False,
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+
+
+def worker_source(settings: Settings) -> str:
+    """The Worker's ES module, rendered from non-secret settings only."""
+    return render_worker(settings)
+
+
+def create_script(
+    name: str,
+    settings: Settings,
+    content: str,
+    bindings: pulumi.Output[list[cloudflare.WorkersScriptBindingArgsDict]],
+    parent: pulumi.Resource,
+    depends_on: Sequence[pulumi.Resource],
+) -> cloudflare.WorkersScript:
+    """The Worker: the rendered ES module with its secrets bound, never written into its source."""
+    return cloudflare.WorkersScript(
+        f"{name}-worker",
+        account_id=settings.account_id,
+        script_name=settings.worker_name,
+        main_module=MAIN_MODULE,
+        content=content,
+        compatibility_date=COMPATIBILITY_DATE,
+        bindings=bindings,
+        observability={"enabled": True},
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=list(depends_on)),
+    )
+
+
+def create_workers_dev_route(
+    name: str, settings: Settings, script: cloudflare.WorkersScript, parent: pulumi.Resource
+) -> cloudflare.WorkersScriptSubdomain:
+    """Serve the Worker on `<worker>.<account subdomain>.workers.dev`."""
+    return cloudflare.WorkersScriptSubdomain(
+        f"{name}-workers-dev",
+        account_id=settings.account_id,
+        script_name=script.script_name,
+        enabled=True,
+        # Preview URLs would expose every uploaded version; only the deployed one is served.
+        previews_enabled=False,
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=[script]),
+    )
+
+
+def create_custom_domain(
+    name: str, settings: Settings, script: cloudflare.WorkersScript, parent: pulumi.Resource
+) -> cloudflare.WorkersCustomDomain | None:
+    """Serve the Worker on `customDomain.hostname` when one is configured."""
+    domain = settings.custom_domain
+    if domain is None:
+        return None
+    return cloudflare.WorkersCustomDomain(
+        f"{name}-custom-domain",
+        account_id=settings.account_id,
+        hostname=domain.hostname,
+        zone_id=domain.zone_id,
+        service=script.script_name,
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=[script]),
+    )

@@ -1,0 +1,115 @@
+"""The pure builders behind the resources, and the workers.dev lookup, without Pulumi mocks."""
+
+from __future__ import annotations
+
+import pulumi
+import pytest
+from pulumi_harness import ACCOUNT, ACCOUNT_SUBDOMAIN, CloudflareApi
+
+from infra.gateway import AI_GATEWAY_RUN, gateway_args, run_permission_group_id, token_policies
+from infra.settings import LogRetention, RateLimit, Settings
+from infra.worker import (
+    WorkersSubdomainError,
+    lookup_workers_subdomain,
+    secret_bindings,
+    workers_dev_url,
+)
+
+SETTINGS = Settings(account_id=ACCOUNT, gateway_id="gw", worker_name="wk", providers=("openai",))
+
+
+class Group:
+    """A permission group as the lookup returns it."""
+
+    def __init__(self, id: str, name: str) -> None:
+        self.id = id
+        self.name = name
+
+
+def test_secret_bindings_put_one_value_per_line() -> None:
+    """Keys and `name:token` entries are separated by new lines, one binding per provider."""
+    bindings = secret_bindings(
+        {"google-ai-studio": ("key-a", "key-b"), "workers-ai": ("key-c",)},
+        {"laptop": "token-laptop-01234567", "ci": "token-ci-0123456789ab"},
+        "gateway-token",
+    )
+    assert bindings == [
+        {"name": "GOOGLE_AI_STUDIO_API_KEYS", "type": "secret_text", "text": "key-a\nkey-b"},
+        {"name": "WORKERS_AI_API_KEYS", "type": "secret_text", "text": "key-c"},
+        {
+            "name": "CLIENT_TOKENS",
+            "type": "secret_text",
+            "text": "laptop:token-laptop-01234567\nci:token-ci-0123456789ab",
+        },
+        {"name": "GATEWAY_TOKEN", "type": "secret_text", "text": "gateway-token"},
+    ]
+
+
+def test_workers_dev_url() -> None:
+    """The workers.dev address is `<worker>.<account subdomain>.workers.dev`."""
+    assert workers_dev_url("aigw-dev", "team") == "https://aigw-dev.team.workers.dev"
+
+
+@pytest.mark.parametrize(
+    ("rate_limit", "expected"),
+    [
+        (None, (0, 0, "fixed")),
+        (RateLimit(100, 60, "sliding"), (100, 60, "sliding")),
+    ],
+)
+def test_gateway_rate_limit(rate_limit: RateLimit | None, expected: tuple[int, int, str]) -> None:
+    """No rate limit is limit 0 and interval 0; a configured one passes through."""
+    args = gateway_args(Settings(**{**SETTINGS.__dict__, "rate_limit": rate_limit}))
+    assert (
+        args["rate_limiting_limit"],
+        args["rate_limiting_interval"],
+        args["rate_limiting_technique"],
+    ) == expected
+
+
+def test_gateway_log_retention() -> None:
+    """Log retention maps to log_management and its strategy."""
+    retention = LogRetention(50_000, "DELETE_OLDEST")
+    args = gateway_args(Settings(**{**SETTINGS.__dict__, "log_retention": retention}))
+    assert (args["log_management"], args["log_management_strategy"]) == (50_000, "DELETE_OLDEST")
+
+
+def test_run_permission_group_is_found_by_exact_name() -> None:
+    """The AI Gateway Run group is picked by its exact name, not a near one."""
+    groups = [Group("1", "AI Gateway Read"), Group("2", "AI Gateway Run"), Group("3", "Run")]
+    assert run_permission_group_id(groups) == "2"
+
+
+def test_missing_run_permission_group_says_what_to_do() -> None:
+    """Without the group the program explains how to give a token by hand."""
+    with pytest.raises(
+        pulumi.RunError, match=rf"no '{AI_GATEWAY_RUN}' permission group.*gatewayToken"
+    ):
+        run_permission_group_id([Group("1", "AI Gateway Read")])
+
+
+def test_token_policy_covers_only_this_account() -> None:
+    """The token's one policy allows the group on this account and nothing else."""
+    [policy] = token_policies(ACCOUNT, "group-id")
+    assert policy == {
+        "effect": "allow",
+        "permission_groups": [{"id": "group-id"}],
+        "resources": f'{{"com.cloudflare.api.account.{ACCOUNT}": "*"}}',
+    }
+
+
+def test_lookup_workers_subdomain_reads_the_account(cloudflare_api: type[CloudflareApi]) -> None:
+    """The lookup asks the account's workers subdomain with the given token."""
+    assert lookup_workers_subdomain(ACCOUNT, "explicit-token") == ACCOUNT_SUBDOMAIN
+    assert cloudflare_api.requests == [
+        (f"/accounts/{ACCOUNT}/workers/subdomain", "Bearer explicit-token")
+    ]
+
+
+def test_lookup_workers_subdomain_error_names_the_fixes(
+    cloudflare_api: type[CloudflareApi],
+) -> None:
+    """A refused lookup names the dashboard setting, the token permission and the alternative."""
+    cloudflare_api.subdomain_status = 404
+    with pytest.raises(WorkersSubdomainError, match=r"answered 404.*Your subdomain.*customDomain"):
+        lookup_workers_subdomain(ACCOUNT, None)

@@ -1,0 +1,166 @@
+"""Every invalid stack configuration stops the program with one message and registers nothing."""
+
+from __future__ import annotations
+
+import json
+
+import pulumi
+import pytest
+from pulumi_harness import ACCOUNT, ZONE, CloudflareApi, run_program
+
+import infra.worker
+
+KEYS = {"openai": ["sk-test-a"]}
+BASE: dict[str, object] = {"accountId": ACCOUNT, "providerKeys": KEYS}
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"providerKeys": KEYS}, r"^aigw:accountId: got nothing; it is required"),
+        ({"accountId": "", "providerKeys": KEYS}, r"^aigw:accountId: got nothing"),
+        (BASE | {"accountId": "ACCOUNT"}, r"^aigw:accountId: got 'ACCOUNT'; expected 32"),
+        ({"accountId": ACCOUNT}, r"^aigw:providerKeys: got nothing; it is required"),
+        (BASE | {"providerKeys": {}}, r"^aigw:providerKeys: got an empty object"),
+        (BASE | {"providerKeys": {"openai": []}}, r"^aigw:providerKeys\.openai: got an empty"),
+        (
+            BASE | {"providerKeys": {"openai": ["sk-test-a", "sk-test-a"]}},
+            r"^aigw:providerKeys\.openai\[1\]: got the same key as providerKeys\.openai\[0\]",
+        ),
+        (
+            BASE | {"providerKeys": {"openia": ["sk-test-a"]}},
+            r"^aigw:providerKeys: got provider 'openia'; known providers are openai, anthropic",
+        ),
+        (BASE | {"gatewayId": "My_Gateway"}, r"^aigw:gatewayId: got 'My_Gateway'; expected lower"),
+        (BASE | {"gatewayId": "g" * 65}, r"^aigw:gatewayId: got 'g{65}'; .*at most 64"),
+        (BASE | {"workerName": "-worker"}, r"^aigw:workerName: got '-worker'"),
+        (BASE | {"cacheTtl": "-1"}, r"^aigw:cacheTtl: got '-1'; expected a whole number from 0"),
+        (
+            BASE | {"maxAttempts": "0"},
+            r"^aigw:maxAttempts: got '0'; expected a whole number from 1",
+        ),
+        (BASE | {"maxBodyBytes": "0"}, r"^aigw:maxBodyBytes: got '0'; expected a whole number"),
+        (
+            BASE | {"rateLimit": {"limit": 0, "interval": 60}},
+            r"^aigw:rateLimit\.limit: got 0; expected a whole number from 1",
+        ),
+        (
+            BASE | {"rateLimit": {"limit": 10, "interval": -5}},
+            r"^aigw:rateLimit\.interval: got -5; expected a whole number from 1",
+        ),
+        (
+            BASE | {"rateLimit": {"limit": 10, "interval": 60, "technique": "leaky"}},
+            r"^aigw:rateLimit\.technique: got 'leaky'; expected 'fixed' or 'sliding'",
+        ),
+        (
+            BASE | {"logRetention": {"maxLogs": 20000, "strategy": "DROP"}},
+            r"^aigw:logRetention\.strategy: got 'DROP'; expected 'STOP_INSERTING' or 'DELETE_",
+        ),
+        (
+            BASE | {"logRetention": {"maxLogs": 0}},
+            r"^aigw:logRetention\.maxLogs: got 0; expected a whole number from 10000",
+        ),
+        (
+            BASE | {"customDomain": "ai.example.com"},
+            r"^aigw:customDomain: got 'ai.example.com'; expected \{\"zoneId\", \"hostname\"\}",
+        ),
+        (
+            BASE | {"customDomain": {"zoneId": ZONE, "hostname": "https://ai.example.com"}},
+            r"^aigw:customDomain\.hostname: got 'https://ai.example.com'; expected a DNS hostname",
+        ),
+        (
+            BASE | {"customDomain": {"hostname": "ai.example.com"}},
+            r"^aigw:customDomain: got .*\(missing 'zoneId'\)",
+        ),
+        (BASE | {"corsOrigins": '"*"'}, r"^aigw:corsOrigins: got '\*'; expected a non-empty list"),
+        (
+            BASE | {"corsOrigins": ["https://chat.example.com/"]},
+            r"^aigw:corsOrigins: got 'https://chat.example.com/'; expected \"\*\" or an origin",
+        ),
+        (
+            BASE | {"clientTokens": {"laptop": "short"}},
+            r"^aigw:clientTokens\.laptop: got a token shorter than 16 characters",
+        ),
+        (
+            BASE | {"clientTokens": {"a": "same-token-0123456789", "b": "same-token-0123456789"}},
+            r"^aigw:clientTokens\.b: got the same token as clientTokens\.a",
+        ),
+        (BASE | {"workersDev": "false"}, r"^aigw:workersDev: got false with no customDomain"),
+        (BASE | {"workersDev": "yes"}, r"^aigw:workersDev: got 'yes'; expected true or false"),
+        (BASE | {"rateLimits": {"limit": 1}}, r"^aigw:rateLimits: got a key aigw does not know"),
+    ],
+)
+def test_invalid_config_registers_nothing(config: dict[str, object], message: str) -> None:
+    """The program stops with one message naming the key, before any resource is registered."""
+    run = run_program(config, expect_error=True)
+    assert isinstance(run.error, pulumi.RunError)
+    assert len(str(run.error).splitlines()) == 1
+    with pytest.raises(pulumi.RunError, match=message):
+        raise run.error
+    assert run.registrations == []
+    assert run.outputs == {}
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        BASE | {"providerKeys": {"openai": ["sk-test-secret key"]}},
+        BASE | {"providerKeys": '{"openai": ["sk-test-secret-unclosed"'},
+        BASE | {"clientTokens": {"laptop": "sk-test-secret"}},
+        BASE | {"clientTokens": {"laptop": "sk-test-secret,0123456789"}},
+        BASE | {"gatewayToken": "sk-test secret"},
+    ],
+)
+def test_errors_about_secrets_never_show_them(config: dict[str, object]) -> None:
+    """A refused secret value is described, never echoed."""
+    run = run_program(config, expect_error=True)
+    assert isinstance(run.error, pulumi.RunError)
+    assert "secret" not in str(run.error)
+    assert run.registrations == []
+
+
+@pytest.mark.parametrize("status", [403, 404])
+def test_missing_workers_subdomain_stops_before_any_resource(status: int) -> None:
+    """Without a readable workers.dev subdomain the program says what to do and creates nothing."""
+    CloudflareApi.subdomain_status = status
+    run = run_program(BASE, expect_error=True)
+    with pytest.raises(pulumi.RunError, match=rf"workers.dev subdomain .*answered {status}"):
+        assert run.error is not None
+        raise run.error
+    assert run.registrations == []
+
+
+def test_no_cloudflare_credentials_stops_before_any_resource(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without any Cloudflare credentials the program names the two ways to give one."""
+    for name in ("CLOUDFLARE_API_TOKEN", "CLOUDFLARE_API_KEY", "CLOUDFLARE_EMAIL"):
+        monkeypatch.delenv(name, raising=False)
+    run = run_program(BASE, expect_error=True)
+    with pytest.raises(pulumi.RunError, match="CLOUDFLARE_API_TOKEN or pulumi config set"):
+        assert run.error is not None
+        raise run.error
+    assert run.registrations == []
+    assert CloudflareApi.requests == []
+
+
+def test_unknown_key_from_the_cli_environment_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A typo'd key that reaches the program the way the Pulumi CLI passes config is refused."""
+    monkeypatch.setenv("PULUMI_CONFIG", json.dumps({"aigw:cachettl": "300"}))
+    run = run_program(BASE, expect_error=True)
+    with pytest.raises(pulumi.RunError, match=r"^aigw:cachettl: got a key aigw does not know"):
+        assert run.error is not None
+        raise run.error
+    assert run.registrations == []
+
+
+def test_a_render_failure_registers_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Worker is rendered before the first resource, so a template error leaves nothing."""
+
+    def broken(settings: object) -> str:
+        raise RuntimeError("template error for tests")
+
+    monkeypatch.setattr(infra.worker, "render_worker", broken)
+    run = run_program(BASE, expect_error=True)
+    assert "template error for tests" in str(run.error)
+    assert run.registrations == []

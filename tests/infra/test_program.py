@@ -1,0 +1,333 @@
+"""The whole Pulumi program under mocks: resources, inputs, dependencies, secrets and outputs."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from pulumi_harness import (
+    ACCOUNT,
+    ACCOUNT_SUBDOMAIN,
+    CREATED_GATEWAY_TOKEN,
+    GENERATED_CLIENT_TOKEN,
+    PERMISSION_GROUPS_TOKEN,
+    RUN_GROUP_ID,
+    ZONE,
+    CloudflareApi,
+    ProgramRun,
+    is_secret_input,
+    reveal,
+    run_program,
+)
+
+import infra.render
+import infra.worker
+from infra.settings import load
+
+GATEWAY = "cloudflare:index/aiGateway:AiGateway"
+TOKEN = "cloudflare:index/accountToken:AccountToken"
+PASSWORD = "random:index/randomPassword:RandomPassword"
+SCRIPT = "cloudflare:index/workersScript:WorkersScript"
+SUBDOMAIN = "cloudflare:index/workersScriptSubdomain:WorkersScriptSubdomain"
+CUSTOM_DOMAIN = "cloudflare:index/workersCustomDomain:WorkersCustomDomain"
+COMPONENT = "aigw:index:Gateway"
+
+OPENAI_KEYS = ["sk-test-a", "sk-test-b"]
+ANTHROPIC_KEYS = ["sk-ant-test-c"]
+CLIENT_TOKENS = {"laptop": "laptop-token-0123456789", "ci": "ci-token-0123456789abc"}
+GATEWAY_TOKEN = "gateway-token-for-tests"
+
+MINIMAL: dict[str, object] = {"accountId": ACCOUNT, "providerKeys": {"openai": OPENAI_KEYS}}
+FULL: dict[str, object] = {
+    "accountId": ACCOUNT,
+    "providerKeys": {"openai": OPENAI_KEYS, "anthropic": ANTHROPIC_KEYS},
+    "clientTokens": CLIENT_TOKENS,
+    "gatewayToken": GATEWAY_TOKEN,
+    "gatewayId": "team-gateway",
+    "workerName": "team-worker",
+    "cacheTtl": "300",
+    "cacheInvalidateOnUpdate": "false",
+    "collectLogs": "false",
+    "rateLimit": {"limit": 600, "interval": 60, "technique": "sliding"},
+    "logRetention": {"maxLogs": 100000, "strategy": "DELETE_OLDEST"},
+    "corsOrigins": ["https://chat.example.com"],
+    "maxAttempts": "4",
+    "maxBodyBytes": "1048576",
+}
+CUSTOM = {"zoneId": ZONE, "hostname": "AI.Example.com"}
+
+
+def types_of(run: ProgramRun) -> list[str]:
+    """Resource types in registration order."""
+    return [registration.type for registration in run.registrations]
+
+
+def test_default_stack_creates_gateway_token_worker_and_route() -> None:
+    """With only the required keys, the program creates the six resources of a default stack."""
+    run = run_program(MINIMAL)
+    assert sorted(types_of(run)) == sorted([COMPONENT, GATEWAY, TOKEN, PASSWORD, SCRIPT, SUBDOMAIN])
+    names = {registration.name for registration in run.registrations}
+    assert names == {
+        "aigw",
+        "aigw-gateway",
+        "aigw-gateway-token",
+        "aigw-client-token",
+        "aigw-worker",
+        "aigw-workers-dev",
+    }
+
+
+def test_every_resource_is_a_child_of_the_component() -> None:
+    """All resources hang below one `aigw:index:Gateway` component."""
+    run = run_program(FULL | {"customDomain": CUSTOM})
+    component = run.one(COMPONENT)
+    children = [r for r in run.registrations if r.type != COMPONENT]
+    assert len(children) == 4
+    assert {child.parent for child in children} == {component.urn}
+
+
+def test_gateway_inputs_follow_settings() -> None:
+    """Cache, logs, rate limit and log retention reach the AI Gateway; authentication is on."""
+    gateway = run_program(FULL).one(GATEWAY)
+    assert gateway.inputs == {
+        "accountId": ACCOUNT,
+        "aiGatewayId": "team-gateway",
+        "authentication": True,
+        "cacheTtl": 300,
+        "cacheInvalidateOnUpdate": False,
+        "collectLogs": False,
+        "rateLimitingLimit": 600,
+        "rateLimitingInterval": 60,
+        "rateLimitingTechnique": "sliding",
+        "logManagement": 100000,
+        "logManagementStrategy": "DELETE_OLDEST",
+    }
+    assert not gateway.protect
+
+
+def test_gateway_defaults_leave_rate_limit_and_retention_off() -> None:
+    """Without rateLimit the gateway gets limit 0 / interval 0 (off) and no log-retention fields."""
+    gateway = run_program(MINIMAL).one(GATEWAY)
+    assert gateway.inputs["aiGatewayId"] == "aigw-dev"
+    assert (gateway.inputs["rateLimitingLimit"], gateway.inputs["rateLimitingInterval"]) == (0, 0)
+    assert (gateway.inputs["cacheTtl"], gateway.inputs["collectLogs"]) == (0, True)
+    assert "logManagement" not in gateway.inputs
+    assert "logManagementStrategy" not in gateway.inputs
+    assert gateway.inputs["authentication"] is True
+
+
+def test_protect_guards_the_gateway_only() -> None:
+    """`protect` marks the gateway (and with it its logs) as protected, nothing else."""
+    run = run_program(MINIMAL | {"protect": "true"})
+    assert run.one(GATEWAY).protect
+    assert [r.type for r in run.registrations if r.protect] == [GATEWAY]
+
+
+def test_worker_is_an_es_module_with_observability() -> None:
+    """The script is the rendered module, at the pinned compatibility date, observability on."""
+    run = run_program(FULL)
+    script = run.one(SCRIPT).inputs
+    settings, _ = load(FULL, "dev")
+    assert script["accountId"] == ACCOUNT
+    assert script["scriptName"] == "team-worker"
+    assert script["mainModule"] == "worker.js"
+    assert script["compatibilityDate"] == infra.render.COMPATIBILITY_DATE
+    assert script["observability"] == {"enabled": True}
+    # The real Worker, rendered from the settings: the gateway it calls is fixed in its source.
+    assert script["content"] == infra.render.render_worker(settings)
+    assert json.dumps(settings.gateway_url) in script["content"]
+    assert "export default" in script["content"]
+    assert "bodyPart" not in script
+
+
+def test_bindings_are_secret_and_hold_every_secret() -> None:
+    """Bindings reach the engine as one secret: keys per provider, client tokens, gateway token."""
+    bindings = run_program(FULL).one(SCRIPT).inputs["bindings"]
+    assert is_secret_input(bindings)
+    assert reveal(bindings) == [
+        {"name": "OPENAI_API_KEYS", "type": "secret_text", "text": "sk-test-a\nsk-test-b"},
+        {"name": "ANTHROPIC_API_KEYS", "type": "secret_text", "text": "sk-ant-test-c"},
+        {
+            "name": "CLIENT_TOKENS",
+            "type": "secret_text",
+            "text": "laptop:laptop-token-0123456789\nci:ci-token-0123456789abc",
+        },
+        {"name": "GATEWAY_TOKEN", "type": "secret_text", "text": GATEWAY_TOKEN},
+    ]
+
+
+@pytest.mark.parametrize("config", [MINIMAL, FULL], ids=["generated", "configured"])
+def test_no_secret_in_the_rendered_script(config: dict[str, object]) -> None:
+    """No provider key, client token or gateway token appears in the uploaded source."""
+    run = run_program(config)
+    script = run.one(SCRIPT).inputs
+    assert not is_secret_input(script["content"])
+    content = script["content"]
+    for binding in reveal(script["bindings"]):
+        for line in binding["text"].split("\n"):
+            secret = line.split(":", 1)[-1]
+            assert secret and secret not in content, binding["name"]
+    secrets = [*OPENAI_KEYS, *CLIENT_TOKENS.values(), GATEWAY_TOKEN, GENERATED_CLIENT_TOKEN]
+    assert not [secret for secret in secrets if secret in content]
+
+
+def test_generated_client_token_is_long_and_binding_safe() -> None:
+    """Without clientTokens one 48-character token without special characters is generated."""
+    run = run_program(MINIMAL)
+    password = run.one(PASSWORD).inputs
+    assert password == {"length": 48, "special": False}
+    text = {b["name"]: b["text"] for b in reveal(run.one(SCRIPT).inputs["bindings"])}
+    assert text["CLIENT_TOKENS"] == f"default:{GENERATED_CLIENT_TOKEN}"
+
+
+def test_created_gateway_token_is_scoped_to_ai_gateway_run_on_this_account() -> None:
+    """Without gatewayToken an account token with only AI Gateway Run on this account is made."""
+    run = run_program(MINIMAL)
+    assert run.invokes == [PERMISSION_GROUPS_TOKEN]
+    token = run.one(TOKEN).inputs
+    assert token["accountId"] == ACCOUNT
+    assert token["name"] == "aigw aigw-dev gateway run"
+    [policy] = token["policies"]
+    assert policy["effect"] == "allow"
+    assert policy["permissionGroups"] == [{"id": RUN_GROUP_ID}]
+    assert json.loads(policy["resources"]) == {f"com.cloudflare.api.account.{ACCOUNT}": "*"}
+    text = {b["name"]: b["text"] for b in reveal(run.one(SCRIPT).inputs["bindings"])}
+    assert text["GATEWAY_TOKEN"] == CREATED_GATEWAY_TOKEN
+
+
+def test_configured_tokens_create_nothing_extra() -> None:
+    """With clientTokens and gatewayToken set, no token resource and no lookup are made."""
+    run = run_program(FULL)
+    assert not run.of_type(TOKEN)
+    assert not run.of_type(PASSWORD)
+    assert run.invokes == []
+
+
+def test_script_waits_for_gateway_and_tokens() -> None:
+    """The Worker is uploaded after the gateway and the tokens it is bound to exist."""
+    run = run_program(MINIMAL)
+    script = run.one(SCRIPT)
+    for type_ in (GATEWAY, TOKEN, PASSWORD):
+        assert run.one(type_).urn in script.dependencies, type_
+
+
+def test_workers_dev_route_depends_on_the_script() -> None:
+    """The workers.dev route names the script and is created after it."""
+    run = run_program(MINIMAL)
+    route = run.one(SUBDOMAIN)
+    assert run.one(SCRIPT).urn in route.dependencies
+    assert route.inputs == {
+        "accountId": ACCOUNT,
+        "scriptName": "aigw-dev",
+        "enabled": True,
+        "previewsEnabled": False,
+    }
+
+
+def test_custom_domain_replaces_workers_dev() -> None:
+    """With customDomain and workersDev false, the Worker is served on the hostname only."""
+    run = run_program(MINIMAL | {"customDomain": CUSTOM, "workersDev": "false"})
+    assert not run.of_type(SUBDOMAIN)
+    domain = run.one(CUSTOM_DOMAIN)
+    assert run.one(SCRIPT).urn in domain.dependencies
+    assert domain.inputs == {
+        "accountId": ACCOUNT,
+        "hostname": "ai.example.com",
+        "zoneId": ZONE,
+        "service": "aigw-dev",
+    }
+    assert run.outputs["url"] == "https://ai.example.com"
+    # The workers.dev subdomain is not needed, so the API is not asked for it.
+    assert CloudflareApi.requests == []
+
+
+def test_custom_domain_beside_workers_dev_is_the_url() -> None:
+    """With both addresses the custom domain is the one exported."""
+    run = run_program(MINIMAL | {"customDomain": CUSTOM})
+    assert run.one(SUBDOMAIN) and run.one(CUSTOM_DOMAIN)
+    assert run.outputs["openaiBaseUrl"] == "https://ai.example.com/v1"
+
+
+def test_outputs_of_a_default_stack() -> None:
+    """The stack exports DESIGN §2's outputs; only clientTokens is secret."""
+    run = run_program(MINIMAL, stack="dev")
+    url = f"https://aigw-dev.{ACCOUNT_SUBDOMAIN}.workers.dev"
+    assert run.outputs == {
+        "gatewayId": "aigw-dev",
+        "gatewayUrl": f"https://gateway.ai.cloudflare.com/v1/{ACCOUNT}/aigw-dev",
+        "workerName": "aigw-dev",
+        "url": url,
+        "openaiBaseUrl": f"{url}/v1",
+        "clientTokens": {"default": GENERATED_CLIENT_TOKEN},
+    }
+    assert run.secret_outputs == {"clientTokens"}
+
+
+def test_configured_client_tokens_are_exported_as_a_secret() -> None:
+    """Configured client tokens come back out unchanged, as a secret."""
+    run = run_program(FULL)
+    assert run.outputs["clientTokens"] == CLIENT_TOKENS
+    assert "clientTokens" in run.secret_outputs
+    assert run.outputs["workerName"] == "team-worker"
+    assert run.outputs["gatewayId"] == "team-gateway"
+
+
+def test_stack_name_gives_default_names() -> None:
+    """Gateway and Worker default to `aigw-<stack>`, folded to what Cloudflare allows."""
+    run = run_program(MINIMAL, stack="Prod_EU")
+    assert run.one(GATEWAY).inputs["aiGatewayId"] == "aigw-prod-eu"
+    assert run.one(SCRIPT).inputs["scriptName"] == "aigw-prod-eu"
+
+
+def test_account_subdomain_lookup_uses_the_stack_api_token() -> None:
+    """The workers.dev lookup asks this account with `cloudflare:apiToken` when it is set."""
+    run_program(MINIMAL, other_config={"cloudflare:apiToken": "stack-config-api-token"})
+    assert CloudflareApi.requests == [
+        (f"/accounts/{ACCOUNT}/workers/subdomain", "Bearer stack-config-api-token")
+    ]
+
+
+def names_and_inputs(run: ProgramRun) -> dict[tuple[str, str], dict[str, Any]]:
+    """Each resource's identity with its inputs."""
+    return {(r.type, r.name): r.inputs for r in run.registrations}
+
+
+def test_changing_keys_tokens_and_settings_keeps_every_resource() -> None:
+    """New keys, tokens and gateway settings change inputs only: same resources, no replace."""
+    before = run_program(FULL)
+    after = run_program(
+        FULL
+        | {
+            "providerKeys": {"openai": ["sk-test-new"]},
+            "clientTokens": {"laptop": "another-token-0123456789"},
+            "gatewayToken": "another-gateway-token",
+            "cacheTtl": "60",
+            "rateLimit": {"limit": 10, "interval": 1},
+            "logRetention": {"maxLogs": 20000},
+            "maxAttempts": "2",
+        }
+    )
+    assert names_and_inputs(before).keys() == names_and_inputs(after).keys()
+    for key, inputs in names_and_inputs(after).items():
+        # Identity fields (what a provider replaces on) stay the same.
+        for field_name in ("accountId", "aiGatewayId", "scriptName"):
+            assert inputs.get(field_name) == names_and_inputs(before)[key].get(field_name)
+    assert not [r.name for r in after.registrations if r.replace_on_changes]
+    assert not [r.name for r in after.registrations if r.delete_before_replace]
+    assert names_and_inputs(after)[(GATEWAY, "aigw-gateway")]["cacheTtl"] == 60
+
+
+def test_config_from_the_cli_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Values passed the way the Pulumi CLI does (PULUMI_CONFIG, objects as JSON text) work."""
+    passed = {
+        f"aigw:{key}": value if isinstance(value, str) else json.dumps(value)
+        for key, value in FULL.items()
+    }
+    # Pulumi.yaml's "" defaults for unset optional keys arrive too, and mean "unset".
+    passed["aigw:customDomain"] = ""
+    monkeypatch.setenv("PULUMI_CONFIG", json.dumps(passed))
+    run = run_program({})
+    assert run.one(GATEWAY).inputs["aiGatewayId"] == "team-gateway"
+    assert run.outputs["clientTokens"] == CLIENT_TOKENS
+    assert not run.of_type(CUSTOM_DOMAIN)
