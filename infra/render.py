@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from infra import proxy
+from infra.proxy import UPSTREAM_TIMEOUT_MS, WorkerConfig
 from infra.settings import Settings
 
 COMPATIBILITY_DATE = "2026-11-01"
@@ -9,12 +16,61 @@ COMPATIBILITY_DATE = "2026-11-01"
 supports it); deployed and local runs use the same one."""
 MAIN_MODULE = "worker.js"
 """The module name of the rendered source, as uploaded and as served by workerd."""
+TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "worker_template"
+"""The Worker templates; `pulumi up`, `aigw` and the tests all run from the repository."""
+TEMPLATE = "worker.js.j2"
 
 
-def render_worker(settings: Settings, *, gateway_url: str | None = None) -> str:
+def _environment() -> jinja2.Environment:
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
+        undefined=jinja2.StrictUndefined,
+        # JavaScript, not HTML: every value goes through `tojson`, which makes a JS literal.
+        autoescape=False,
+        keep_trailing_newline=True,
+    )
+    # `tojson` escapes < > & ' (so no `</script>` or quote can end a literal); ensure_ascii turns
+    # every other non-ASCII character, U+2028 and U+2029 included, into a \u escape.
+    environment.policies["json.dumps_kwargs"] = {"sort_keys": True, "ensure_ascii": True}
+    return environment
+
+
+def render_worker(
+    settings: Settings,
+    *,
+    gateway_url: str | None = None,
+    upstream_timeout_ms: int = UPSTREAM_TIMEOUT_MS,
+    rotation_offset: int | None = None,
+) -> str:
     """Return the Worker's source for `settings`.
 
     `gateway_url` replaces the AI Gateway base URL (`aigw dev --upstream`); it defaults to
-    `settings.gateway_url`.
+    `settings.gateway_url`. `upstream_timeout_ms` bounds how long the gateway may take to answer
+    with headers (tests lower it). `rotation_offset` pins where key rotation starts; deployed
+    Workers leave it `None`, a random offset per isolate, and only tests pin it.
     """
-    raise NotImplementedError("the Worker template lands with issue 3")
+    return render_config(
+        WorkerConfig.from_settings(
+            settings,
+            gateway_url=gateway_url,
+            upstream_timeout_ms=upstream_timeout_ms,
+            rotation_offset=rotation_offset,
+        )
+    )
+
+
+def render_config(config: WorkerConfig) -> str:
+    """Return the Worker's source for an already built `WorkerConfig`."""
+    providers = {
+        provider.slug: {
+            "slug": provider.slug,
+            "binding": provider.binding,
+            "keyHeader": provider.key_header,
+            "keyPrefix": provider.key_prefix,
+            "clientKeyHeaders": list(provider.client_key_headers),
+            "clientKeyQuery": provider.client_key_query,
+        }
+        for provider in config.providers
+    }
+    context: dict[str, Any] = {"config": config, "providers": providers, "model": proxy}
+    return _environment().get_template(TEMPLATE).render(context)

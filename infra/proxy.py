@@ -1,0 +1,641 @@
+"""A pure Python reference model of every decision the Worker makes (DESIGN §4).
+
+`worker_template/worker.js.j2` implements the same decisions in JavaScript; the conformance cases in
+`tests/vectors/` run against both, so a case that passes here and fails in workerd is a bug in one.
+The constants below are rendered into the Worker from here, so both read one source of truth.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Literal
+
+from infra.providers import PROVIDERS, Provider
+from infra.settings import Settings
+
+PROXIED_METHODS = ("GET", "POST", "DELETE")
+ALLOW = "GET, POST, DELETE, OPTIONS"
+"""The `Allow` header of a 405, and the methods a preflight allows."""
+
+UPSTREAM_TIMEOUT_MS = 300_000
+"""How long an upstream gets to answer with headers. Long on purpose: a non-streaming completion
+sends its headers only when the whole answer is ready, which can take minutes."""
+FAILOVER_STATUSES = (401, 402, 403, 429)
+"""Upstream statuses retried with another key, besides every 5xx."""
+KEY_REJECTED_STATUSES = (401, 402, 403)
+"""Statuses that mean the key itself is refused (revoked, unpaid): it cools down for long."""
+RATE_LIMITED_COOLDOWN_MS = 10_000
+"""How long a key rests after a 429 that carried no usable `Retry-After`."""
+REJECTED_COOLDOWN_MS = 900_000
+"""How long a key rests after a 401, 402 or 403."""
+MAX_COOLDOWN_MS = 3_600_000
+"""The longest rest a `Retry-After` can impose, so a bogus date cannot retire a key for good."""
+
+CLIENT_KEY_HEADERS = tuple(
+    sorted({"authorization"} | {h for p in PROVIDERS.values() for h in p.client_key_headers})
+)
+"""Every header a client SDK may put its key in: cleared on every route, so no client token can
+reach a provider whose SDK would not have sent it there."""
+STRIPPED_HEADERS = (
+    "cdn-loop",
+    "cf-aig-authorization",
+    "cf-aig-metadata",
+    "cf-connecting-ip",
+    "cf-connecting-ipv6",
+    "cf-ipcountry",
+    "cf-ray",
+    "cf-visitor",
+    "connection",
+    "content-length",
+    "cookie",
+    "forwarded",
+    "host",
+    "keep-alive",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "true-client-ip",
+    "upgrade",
+    "x-real-ip",
+)
+"""Client headers never forwarded upstream: the client's address and cookies, hop-by-hop headers,
+and the gateway headers only the Worker may set."""
+STRIPPED_HEADER_PREFIXES = ("x-forwarded-", "proxy-")
+
+CORS_ALLOWED_HEADERS = (
+    "accept",
+    "anthropic-beta",
+    "anthropic-dangerous-direct-browser-access",
+    "anthropic-version",
+    "authorization",
+    "cf-aig-backoff",
+    "cf-aig-cache-key",
+    "cf-aig-cache-ttl",
+    "cf-aig-collect-log",
+    "cf-aig-custom-cost",
+    "cf-aig-event-id",
+    "cf-aig-max-attempts",
+    "cf-aig-request-timeout",
+    "cf-aig-retry-delay",
+    "cf-aig-skip-cache",
+    "content-type",
+    "idempotency-key",
+    "openai-beta",
+    "openai-organization",
+    "openai-project",
+    "x-api-key",
+    "x-goog-api-client",
+    "x-goog-api-key",
+)
+"""Request headers a browser may send; the `x-stainless-*` family the official SDKs add (its
+members change between SDK releases) is allowed by prefix when a preflight asks for them."""
+CORS_ALLOWED_HEADER_PREFIX = "x-stainless-"
+CORS_EXPOSED_HEADERS = (
+    "cf-aig-cache-status",
+    "cf-aig-log-id",
+    "openai-processing-ms",
+    "openai-version",
+    "request-id",
+    "retry-after",
+    "x-ratelimit-limit-requests",
+    "x-ratelimit-limit-tokens",
+    "x-ratelimit-remaining-requests",
+    "x-ratelimit-remaining-tokens",
+    "x-ratelimit-reset-requests",
+    "x-ratelimit-reset-tokens",
+    "x-request-id",
+)
+CORS_MAX_AGE = "86400"
+ERROR_TYPES = {
+    401: "authentication_error",
+    404: "invalid_request_error",
+    405: "invalid_request_error",
+    413: "invalid_request_error",
+}
+"""The OpenAI error `type` of the Worker's own errors by status; others are upstream errors."""
+UPSTREAM_ERROR_TYPE = "upstream_error"
+
+_SEPARATORS = re.compile(r"[\s,]+")
+_BEARER = re.compile(r"bearer +([^ \t]+)", re.IGNORECASE)
+_ENCODED_SEPARATOR = re.compile(r"%(?:2f|5c)", re.IGNORECASE)
+_PERCENT = re.compile(r"%([0-9a-fA-F]{2})")
+_HEADER_NAME = re.compile(r"[a-z0-9-]+")
+_DIGITS = re.compile(r"[0-9]+")
+_DECODE_ROUNDS = 3
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """Everything non-secret the Worker is rendered with."""
+
+    gateway_url: str
+    providers: tuple[Provider, ...]
+    cors_origins: tuple[str, ...]
+    max_attempts: int
+    max_body_bytes: int
+    cache: bool
+    """Gateway caching is on (`cacheTtl` > 0): the Worker sets a shared cache key."""
+    upstream_timeout_ms: int = UPSTREAM_TIMEOUT_MS
+    rotation_offset: int | None = None
+    """Where every key rotation starts; `None` (always, in production) means a random offset."""
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        gateway_url: str | None = None,
+        upstream_timeout_ms: int = UPSTREAM_TIMEOUT_MS,
+        rotation_offset: int | None = None,
+    ) -> WorkerConfig:
+        """The Worker's configuration for `settings`, optionally aimed at another gateway URL."""
+        return cls(
+            gateway_url=(gateway_url or settings.gateway_url).rstrip("/"),
+            providers=tuple(PROVIDERS[slug] for slug in settings.providers),
+            cors_origins=settings.cors_origins,
+            max_attempts=settings.max_attempts,
+            max_body_bytes=settings.max_body_bytes,
+            cache=settings.cache_ttl > 0,
+            upstream_timeout_ms=upstream_timeout_ms,
+            rotation_offset=rotation_offset,
+        )
+
+    def provider(self, slug: str) -> Provider | None:
+        """The configured provider with path segment `slug`, if any."""
+        return next((p for p in self.providers if p.slug == slug), None)
+
+
+@dataclass(frozen=True)
+class ClientRequest:
+    """A request as the Worker receives it; `target` is the raw path and query, as sent."""
+
+    method: str
+    target: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: bytes = b""
+
+
+@dataclass(frozen=True)
+class UpstreamRequest:
+    """One attempt sent to the gateway."""
+
+    method: str
+    url: str
+    headers: Mapping[str, str]
+    body: bytes | None
+
+
+@dataclass(frozen=True)
+class UpstreamResponse:
+    """What the gateway answered (the body is streamed through untouched in the Worker)."""
+
+    status: int
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: bytes = b""
+
+
+UpstreamFailure = Literal["network-error", "timeout"]
+Send = Callable[[UpstreamRequest], UpstreamResponse | UpstreamFailure]
+
+
+@dataclass(frozen=True)
+class Response:
+    """What the client gets."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True)
+class Route:
+    """A request mapped onto a provider: the path below the gateway, and the kept query string."""
+
+    provider: Provider
+    rest: str
+    query: str
+
+    def upstream_path(self) -> str:
+        """`/<slug><rest>[?query]`, appended to the gateway URL."""
+        return f"/{self.provider.slug}{self.rest}" + (f"?{self.query}" if self.query else "")
+
+
+def split_list(value: str | None) -> tuple[str, ...]:
+    """A secret binding's entries: separated by commas, white space or new lines (DESIGN §3)."""
+    entries = [entry for entry in _SEPARATORS.split(value or "") if entry]
+    return tuple(dict.fromkeys(entries))
+
+
+def parse_client_tokens(value: str | None) -> dict[str, str]:
+    """`CLIENT_TOKENS` as {name: token}; an entry without both a name and a token is ignored."""
+    tokens: dict[str, str] = {}
+    for entry in split_list(value):
+        name, colon, token = entry.partition(":")
+        if name and colon and token and name not in tokens:
+            tokens[name] = token
+    return tokens
+
+
+def key_id(key: str) -> str:
+    """A key's public id: the first 8 hex digits of its SHA-256, never the key."""
+    return hashlib.sha256(key.encode()).hexdigest()[:8]
+
+
+def percent_decode(text: str) -> str:
+    """Decode `%XX` escapes byte by byte (each to one character); anything else is kept."""
+    return _PERCENT.sub(lambda m: chr(int(m.group(1), 16)), text)
+
+
+def path_is_contained(rest: str) -> bool:
+    """Whether a route's remainder stays below `<gateway>/<slug>/`, however often it is decoded.
+
+    Refused: dot segments, backslashes and encoded slashes or backslashes, at any decoding depth.
+    """
+    text = rest
+    for _ in range(_DECODE_ROUNDS + 1):
+        if "\\" in text or _ENCODED_SEPARATOR.search(text):
+            return False
+        if any(segment in (".", "..") for segment in text.split("/")):
+            return False
+        decoded = percent_decode(text)
+        if decoded == text:
+            return True
+        text = decoded
+    return False
+
+
+def split_target(target: str) -> tuple[str, str]:
+    """The raw path and the raw query (without `?`) of a request target."""
+    path, _, query = target.partition("?")
+    return path, query
+
+
+def route(config: WorkerConfig, path: str, query: str) -> Route | None:
+    """The provider route of a raw path: `/v1/…` is OpenAI without `/v1`, `/<slug>/…` is as is."""
+    first, slash, rest = path[1:].partition("/")
+    provider = config.provider("openai" if first == "v1" else first)
+    if provider is None or not path.startswith("/"):
+        return None
+    return Route(provider, slash + rest, query)
+
+
+def query_without_key(query: str) -> str:
+    """The query string without its `key` parameters (Google's key place), others untouched."""
+    kept = [part for part in query.split("&") if percent_decode(part.partition("=")[0]) != "key"]
+    return "&".join(part for part in kept if part)
+
+
+def query_keys(query: str) -> list[str]:
+    """The decoded values of the `key` query parameters."""
+    values = []
+    for part in query.split("&"):
+        name, _, value = part.partition("=")
+        if percent_decode(name) == "key":
+            values.append(percent_decode(value))
+    return values
+
+
+def client_candidates(provider: Provider, headers: Mapping[str, str], query: str) -> list[str]:
+    """Every token the client presented, in order: bearer, the provider's header, `?key=`."""
+    candidates = []
+    bearer = _BEARER.fullmatch(headers.get("authorization", ""))
+    if bearer:
+        candidates.append(bearer.group(1))
+    candidates += [headers[h] for h in provider.client_key_headers if headers.get(h)]
+    if provider.client_key_query:
+        candidates += [value for value in query_keys(query) if value]
+    return candidates
+
+
+def authenticate(candidates: list[str], tokens: Mapping[str, str]) -> str | None:
+    """The name of the client whose token is among `candidates`, compared in constant time."""
+    digests = {name: hashlib.sha256(token.encode()).digest() for name, token in tokens.items()}
+    for candidate in candidates:
+        presented = hashlib.sha256(candidate.encode()).digest()
+        match = None
+        # Every token is compared, so the time taken does not say which one (or how much) matched.
+        for name, digest in digests.items():
+            if hmac.compare_digest(presented, digest) and match is None:
+                match = name
+        if match is not None:
+            return match
+    return None
+
+
+def retry_after_ms(value: str | None, now_ms: int) -> int | None:
+    """A `Retry-After` (delay seconds or HTTP-date) as milliseconds from now; `None` if unusable."""
+    if value is None:
+        return None
+    value = value.strip()
+    if _DIGITS.fullmatch(value):
+        return min(int(value) * 1000, MAX_COOLDOWN_MS)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    delay = int(when.timestamp() * 1000) - now_ms
+    return min(max(delay, 0), MAX_COOLDOWN_MS)
+
+
+def cooldown_ms(status: int, headers: Mapping[str, str], now_ms: int) -> int:
+    """How long a key rests after an answer: long when refused, `Retry-After` on 429, else not."""
+    if status in KEY_REJECTED_STATUSES:
+        return REJECTED_COOLDOWN_MS
+    if status == 429:
+        delay = retry_after_ms(headers.get("retry-after"), now_ms)
+        return RATE_LIMITED_COOLDOWN_MS if delay is None else delay
+    return 0
+
+
+def is_failover(status: int) -> bool:
+    """Whether another key may get a better answer than this status."""
+    return status in FAILOVER_STATUSES or 500 <= status <= 599
+
+
+def forwarded_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """The client's headers that go upstream: no auth, address, cookie or hop-by-hop header."""
+    return {
+        name: value
+        for name, value in headers.items()
+        if name not in STRIPPED_HEADERS
+        and name not in CLIENT_KEY_HEADERS
+        and not name.startswith(STRIPPED_HEADER_PREFIXES)
+    }
+
+
+def cache_key(method: str, upstream_path: str, body: bytes) -> str:
+    """The shared gateway cache key: the same request shares one entry whichever key sends it."""
+    return hashlib.sha256(f"{method}\n{upstream_path}\n".encode() + body).hexdigest()
+
+
+def error(
+    status: int,
+    code: str,
+    message: str,
+    headers: Mapping[str, str] | None = None,
+    *,
+    kind: str | None = None,
+) -> Response:
+    """An OpenAI-style error of the Worker's own; `kind` overrides the type the status implies."""
+    kind = kind or ERROR_TYPES.get(status, UPSTREAM_ERROR_TYPE)
+    body = {"error": {"message": message, "type": kind, "code": code}}
+    return Response(
+        status,
+        {"content-type": "application/json", **(headers or {})},
+        json.dumps(body, separators=(",", ":")).encode(),
+    )
+
+
+def cors_origin(config: WorkerConfig, origin: str | None) -> str | None:
+    """The `Access-Control-Allow-Origin` for a request's `Origin`, or `None` if not allowed."""
+    if origin is None:
+        return None
+    if "*" in config.cors_origins:
+        return "*"
+    return origin if origin in config.cors_origins else None
+
+
+def with_cors(config: WorkerConfig, origin: str | None, response: Response) -> Response:
+    """`response` with the CORS headers a browser needs to read it, if its origin is allowed."""
+    allowed = cors_origin(config, origin)
+    if allowed is None:
+        return response
+    headers = dict(response.headers)
+    headers["access-control-allow-origin"] = allowed
+    headers["access-control-expose-headers"] = ", ".join(CORS_EXPOSED_HEADERS)
+    if allowed != "*":
+        headers["vary"] = ", ".join(v for v in (headers.get("vary"), "Origin") if v)
+    return Response(response.status, headers, response.body)
+
+
+def preflight(config: WorkerConfig, headers: Mapping[str, str]) -> Response:
+    """The answer to an `OPTIONS` request: no auth, no upstream call."""
+    allowed = cors_origin(config, headers.get("origin"))
+    if allowed is None:
+        return Response(204, {"allow": ALLOW}, b"")
+    requested = [
+        h.strip().lower() for h in headers.get("access-control-request-headers", "").split(",")
+    ]
+    stainless = [
+        h
+        for h in requested
+        if h.startswith(CORS_ALLOWED_HEADER_PREFIX) and _HEADER_NAME.fullmatch(h)
+    ]
+    response_headers = {
+        "allow": ALLOW,
+        "access-control-allow-origin": allowed,
+        "access-control-allow-methods": ALLOW,
+        "access-control-allow-headers": ", ".join(
+            [*CORS_ALLOWED_HEADERS, *dict.fromkeys(stainless)]
+        ),
+        "access-control-max-age": CORS_MAX_AGE,
+    }
+    if allowed != "*":
+        response_headers["vary"] = "Origin"
+    return Response(204, response_headers, b"")
+
+
+@dataclass
+class KeyPool:
+    """One provider's keys in this isolate: where its rotation is, and which keys are resting."""
+
+    keys: tuple[str, ...] = field(repr=False)
+    next: int
+    resting_until: dict[str, int] = field(default_factory=dict, repr=False)
+    source: str = field(default="", repr=False)
+    """The binding text the keys came from."""
+
+    def start(self) -> int:
+        """The index this request starts at; the next request starts one further."""
+        index = self.next % len(self.keys)
+        self.next += 1
+        return index
+
+    def pick(self, start: int, tried: set[str], now_ms: int) -> str | None:
+        """The next untried key in rotation order that is not resting, else the soonest rested."""
+        order = [self.keys[(start + step) % len(self.keys)] for step in range(len(self.keys))]
+        untried = [key for key in order if key not in tried]
+        ready = [key for key in untried if self.resting_until.get(key, 0) <= now_ms]
+        if ready:
+            return ready[0]
+        # Never refuse on our own account: a resting key may still answer.
+        return min(untried, key=lambda key: self.resting_until[key], default=None)
+
+    def rest(self, key: str, until_ms: int) -> None:
+        """Keep `key` out of rotation until `until_ms` (never shortening a longer rest)."""
+        self.resting_until[key] = max(self.resting_until.get(key, 0), until_ms)
+
+
+class Isolate:
+    """One Worker isolate: its bindings and its per-isolate state (rotations and resting keys)."""
+
+    def __init__(
+        self,
+        config: WorkerConfig,
+        env: Mapping[str, str],
+        *,
+        clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+    ) -> None:
+        self.config = config
+        self.env = env
+        self.clock_ms = clock_ms
+        self.offset = (
+            config.rotation_offset
+            if config.rotation_offset is not None
+            else secrets.randbelow(2**32)
+        )
+        self.pools: dict[str, KeyPool] = {}
+
+    def pool(self, provider: Provider) -> KeyPool:
+        """The provider's key pool, created on first use; rebuilt if its binding changed."""
+        source = self.env.get(provider.binding, "")
+        pool = self.pools.get(provider.slug)
+        if pool is None or pool.source != source:
+            pool = KeyPool(split_list(source), self.offset, source=source)
+            self.pools[provider.slug] = pool
+        return pool
+
+    def handle(self, request: ClientRequest, send: Send) -> Response:
+        """Answer one client request, sending zero or more attempts upstream through `send`."""
+        headers = {name.lower(): value.strip() for name, value in request.headers.items()}
+        origin = headers.get("origin")
+        if request.method == "OPTIONS":
+            return preflight(self.config, headers)
+        return with_cors(self.config, origin, self._handle(request, headers, send))
+
+    def _handle(self, request: ClientRequest, headers: dict[str, str], send: Send) -> Response:
+        path, query = split_target(request.target)
+        if path == "/healthz":
+            if request.method != "GET":
+                return _method_not_allowed(request.method)
+            return Response(200, {"content-type": "application/json"}, b'{"status":"ok"}')
+        matched = route(self.config, path, query)
+        if matched is None:
+            return error(404, "unknown_route", "no such route: use /v1/... or /<provider>/...")
+        if not path_is_contained(matched.rest):
+            return error(
+                404,
+                "invalid_path",
+                "the path has dot segments, backslashes or encoded slashes; they are refused",
+            )
+        if request.method not in PROXIED_METHODS:
+            return _method_not_allowed(request.method)
+        provider = matched.provider
+        candidates = client_candidates(provider, headers, query)
+        client = authenticate(candidates, parse_client_tokens(self.env.get("CLIENT_TOKENS")))
+        if client is None:
+            return error(
+                401,
+                "invalid_client_token",
+                "missing or unknown client token: send one of this gateway's client tokens as "
+                "'Authorization: Bearer <token>' or in the provider's own API key header",
+                {"www-authenticate": "Bearer"},
+            )
+        declared = headers.get("content-length", "")
+        limit = self.config.max_body_bytes
+        if (_DIGITS.fullmatch(declared) and int(declared) > limit) or len(request.body) > limit:
+            return error(413, "body_too_large", f"the request body is larger than {limit} bytes")
+        pool = self.pool(provider)
+        if not pool.keys:
+            return error(
+                502,
+                "no_provider_keys",
+                f"no API keys are configured for {provider.slug} (binding {provider.binding})",
+            )
+        if provider.client_key_query:
+            matched = Route(provider, matched.rest, query_without_key(matched.query))
+        return self._attempts(request, headers, matched, client, pool, send)
+
+    def _attempts(
+        self,
+        request: ClientRequest,
+        headers: dict[str, str],
+        matched: Route,
+        client: str,
+        pool: KeyPool,
+        send: Send,
+    ) -> Response:
+        provider = matched.provider
+        upstream_path = matched.upstream_path()
+        base = forwarded_headers(headers)
+        gateway_token = self.env.get("GATEWAY_TOKEN", "").strip()
+        if gateway_token:
+            base["cf-aig-authorization"] = f"Bearer {gateway_token}"
+        if self.config.cache and "cf-aig-cache-key" not in headers:
+            base["cf-aig-cache-key"] = cache_key(request.method, upstream_path, request.body)
+        # GET carries no body upstream; DELETE only if it has one.
+        sends_body = request.method == "POST" or (request.method == "DELETE" and request.body)
+        body = request.body if sends_body else None
+        start = pool.start()
+        tried: set[str] = set()
+        # The last attempt's answer; None when it did not reach the gateway.
+        answer: UpstreamResponse | None = None
+        for _ in range(self.config.max_attempts):
+            key = pool.pick(start, tried, self.clock_ms())
+            if key is None:
+                break
+            tried.add(key)
+            attempt_headers = {
+                **base,
+                provider.key_header: provider.key_prefix + key,
+                "cf-aig-metadata": json.dumps(
+                    {"client": client, "keyId": key_id(key)}, separators=(",", ":")
+                ),
+            }
+            result = send(
+                UpstreamRequest(
+                    request.method, self.config.gateway_url + upstream_path, attempt_headers, body
+                )
+            )
+            if result == "timeout":
+                return _timeout()
+            if result == "network-error":
+                answer = None
+                continue
+            answer = result
+            now = self.clock_ms()
+            rest = cooldown_ms(answer.status, answer.headers, now)
+            if rest:
+                pool.rest(key, now + rest)
+            if not is_failover(answer.status):
+                return Response(answer.status, answer.headers, answer.body)
+        return _final(answer, provider)
+
+
+def _method_not_allowed(method: str) -> Response:
+    return error(
+        405,
+        "method_not_allowed",
+        f"method {method} is not allowed: use GET, POST or DELETE",
+        {"allow": ALLOW},
+    )
+
+
+def _timeout() -> Response:
+    return error(504, "upstream_timeout", "the gateway did not answer in time")
+
+
+def _final(answer: UpstreamResponse | None, provider: Provider) -> Response:
+    """The answer after the last attempt failed: its status, but never a key refusal's body."""
+    if answer is None:
+        return error(502, "upstream_unreachable", "the gateway could not be reached")
+    if answer.status in (401, 403):
+        retry_after = answer.headers.get("retry-after")
+        kept = {} if retry_after is None else {"retry-after": retry_after}
+        return error(
+            answer.status,
+            "upstream_key_rejected",
+            f"{provider.slug} refused every API key tried for this request; "
+            "the operator should check the key pool",
+            kept,
+            kind=UPSTREAM_ERROR_TYPE,
+        )
+    return Response(answer.status, answer.headers, answer.body)

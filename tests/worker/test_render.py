@@ -1,0 +1,154 @@
+"""Rendering the Worker: valid JavaScript for any value, values round-trip, no secret inside."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import jinja2
+import pytest
+
+from infra import render
+from infra.providers import PROVIDERS
+from infra.render import render_worker
+from infra.settings import Settings, load
+
+ACCOUNT = "0123456789abcdef0123456789abcdef"
+NODE = shutil.which("node") or "node"
+HOSTILE = [
+    "</script><script>alert(1)</script>",
+    '"; globalThis.pwned = 1; "',
+    "'; globalThis.pwned = 1; '",
+    "`${globalThis.pwned = 1}`",
+    "back\\slash\\",
+    "new\nline\r\n",
+    "line\u2028separator\u2029paragraph",
+    "*/ globalThis.pwned = 1; /*",
+    "// comment",
+    "{{ config }} {% raw %}",
+    "\x00nul\x1b",
+    "caf\u00e9 \U0001f600",
+]
+
+
+def _settings(**raw: object) -> Settings:
+    settings, _ = load(
+        {"accountId": ACCOUNT, "providerKeys": {"openai": ["sk-test-a"]}, **raw}, "t"
+    )
+    return settings
+
+
+def _evaluate(source: str, tmp_path: Path) -> dict[str, object]:
+    """Check `source` with `node --check`, then import it and return its rendered constants."""
+    module = tmp_path / "worker.mjs"
+    module.write_text(source, encoding="utf-8")
+    checked = subprocess.run([NODE, "--check", str(module)], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stderr
+    probe = tmp_path / "probe.mjs"
+    module.write_text(
+        source + "\nexport { GATEWAY_URL, CORS_ORIGINS, PROVIDERS, ROTATION_OFFSET };\n",
+        encoding="utf-8",
+    )
+    probe.write_text(
+        "const m = await import('./worker.mjs');\n"
+        "console.log(JSON.stringify({gateway: m.GATEWAY_URL, origins: m.CORS_ORIGINS,"
+        " providers: [...m.PROVIDERS.keys()], offset: m.ROTATION_OFFSET,"
+        " pwned: globalThis.pwned ?? null, fetch: typeof m.default.fetch}));\n",
+        encoding="utf-8",
+    )
+    ran = subprocess.run([NODE, str(probe)], capture_output=True, text=True, cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    result: dict[str, object] = json.loads(ran.stdout)
+    return result
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+def test_hostile_values_stay_literals(value: str, tmp_path: Path) -> None:
+    """A hostile CORS origin or gateway id (validation bypassed) is a JS string, byte for byte."""
+    settings = dataclasses.replace(
+        _settings(), cors_origins=(value, "*"), gateway_id=value, account_id=value
+    )
+    constants = _evaluate(render_worker(settings), tmp_path)
+    assert constants["origins"] == [value, "*"]
+    assert constants["gateway"] == f"https://gateway.ai.cloudflare.com/v1/{value}/{value}"
+    assert constants["pwned"] is None
+    assert constants["fetch"] == "function"
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+def test_hostile_gateway_url_stays_literal(value: str, tmp_path: Path) -> None:
+    """Whatever `aigw dev --upstream` passes as the gateway URL is one string literal."""
+    constants = _evaluate(render_worker(_settings(), gateway_url=value), tmp_path)
+    assert constants["gateway"] == value.rstrip("/")
+    assert constants["pwned"] is None
+
+
+def test_rendered_source_is_ascii_and_has_no_raw_separators() -> None:
+    """Non-ASCII values (U+2028 included) are escaped, so the source is plain ASCII."""
+    settings = dataclasses.replace(_settings(), cors_origins=("a\u2028b", "caf\u00e9"))
+    source = render_worker(settings)
+    assert source.isascii()
+    assert "a\\u2028b" in source and "caf\\u00e9" in source
+
+
+def test_every_provider_renders_and_routes(tmp_path: Path) -> None:
+    """With every known provider configured, the source is valid and routes each slug."""
+    settings = _settings(providerKeys={slug: [f"k-{slug}"] for slug in PROVIDERS})
+    constants = _evaluate(render_worker(settings, rotation_offset=5), tmp_path)
+    assert constants["providers"] == sorted(PROVIDERS)
+    assert constants["offset"] == 5
+
+
+def test_deployed_offset_is_random() -> None:
+    """Without a test offset, the rendered rotation offset is null (random per isolate)."""
+    assert "const ROTATION_OFFSET = null;" in render_worker(_settings())
+
+
+def test_no_secret_in_rendered_source() -> None:
+    """Provider keys, client tokens and the gateway token never reach the source."""
+    settings, secrets = load(
+        {
+            "accountId": ACCOUNT,
+            "providerKeys": {"openai": ["sk-test-render-a"], "anthropic": ["sk-ant-test-render"]},
+            "clientTokens": {"laptop": "tok-test-render-0001"},
+            "gatewayToken": "gw-test-render-token",
+        },
+        "t",
+    )
+    source = render_worker(settings)
+    assert secrets.client_tokens is not None
+    values = [
+        *(key for keys in secrets.provider_keys.values() for key in keys),
+        *secrets.client_tokens.values(),
+        secrets.gateway_token or "",
+    ]
+    assert values and not [value for value in values if value in source]
+    assert "OPENAI_API_KEYS" in source and "ANTHROPIC_API_KEYS" in source
+
+
+def test_template_only_interpolates_through_tojson() -> None:
+    """Every `{{ … }}` in the template ends in `|tojson`, the filter that makes a JS literal."""
+    template = (render.TEMPLATE_DIR / render.TEMPLATE).read_text(encoding="utf-8")
+    expressions = re.findall(r"\{\{(.*?)\}\}", template, flags=re.DOTALL)
+    assert expressions
+    assert [e for e in expressions if not re.search(r"\|\s*tojson\s*$", e.strip())] == []
+    assert "{%" not in template
+
+
+def test_renders_from_any_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The template is found relative to the package, not the current directory."""
+    monkeypatch.chdir(tmp_path)
+    assert "export default" in render_worker(_settings())
+
+
+def test_undefined_template_names_fail() -> None:
+    """The Jinja environment is strict: a missing value is an error, never an empty string."""
+    environment = render._environment()
+    with pytest.raises(jinja2.UndefinedError, match="'missing' is undefined"):
+        environment.from_string("{{ missing }}").render()
