@@ -3,8 +3,348 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+import os
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import FrameType
+from typing import Any, BinaryIO
+from urllib.parse import urlsplit
+
+import yaml
+from dotenv import dotenv_values
+
+from infra.providers import PROVIDERS
+from infra.render import render_worker
+from infra.settings import NAMESPACE, Secrets, Settings, SettingsError, load
+from infra.workerd import WorkerdError, serve_worker
+
+DEFAULT_PORT = 8787
+DEFAULT_VARS = Path(".dev.vars")
+LOCAL_STACK = "dev"
+"""The stack name used for defaults when there is no stack file."""
+PLACEHOLDER_ACCOUNT_ID = "0" * 32
+"""Without a stack file there is no account; the gateway URL only matters without --upstream."""
+CLIENT_TOKENS = "CLIENT_TOKENS"
+GATEWAY_TOKEN = "GATEWAY_TOKEN"
+BINDING_NAMES = (
+    *(provider.binding for provider in PROVIDERS.values()),
+    CLIENT_TOKENS,
+    GATEWAY_TOKEN,
+)
+"""Every secret binding the Worker reads (DESIGN §3)."""
+# Settings needs a value for each configured provider's keys; these never leave this module.
+_PLACEHOLDER_KEY = "placeholder"
+
+
+class LocalError(Exception):
+    """A problem with the command's input; the message is the whole explanation."""
 
 
 def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
     """Register `render` and `dev`; each sets `handler` to a function of the parsed args."""
+    render = commands.add_parser(
+        "render",
+        help="write the rendered Worker source",
+        description="Render the Worker for a stack (non-secret settings only) to stdout or FILE.",
+    )
+    _add_stack(render)
+    render.add_argument("-o", "--output", metavar="FILE", type=Path, help="write to FILE")
+    render.set_defaults(handler=_run_render)
+
+    dev = commands.add_parser(
+        "dev",
+        help="serve the rendered Worker locally in workerd",
+        description=(
+            "Serve the exact rendered Worker on 127.0.0.1 in workerd until interrupted. Secret "
+            f"bindings ({', '.join((PROVIDERS['openai'].binding, CLIENT_TOKENS, GATEWAY_TOKEN))}, "
+            "…) come from the vars file and from environment variables of the same names, "
+            "which win."
+        ),
+    )
+    _add_stack(dev)
+    dev.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_PORT,
+        help=f"port on 127.0.0.1 (default {DEFAULT_PORT}; 0 picks a free one)",
+    )
+    dev.add_argument(
+        "--upstream",
+        metavar="URL",
+        help="base URL to use instead of the AI Gateway's (any http or https URL)",
+    )
+    dev.add_argument(
+        "--vars",
+        metavar="FILE",
+        type=Path,
+        help=f"dotenv file of secret bindings (default {DEFAULT_VARS}, if it exists)",
+    )
+    dev.set_defaults(handler=_run_dev)
+
+
+def _add_stack(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--stack",
+        metavar="S",
+        help="read settings from Pulumi.S.yaml (default: $PULUMI_STACK, else the only stack file)",
+    )
+
+
+def worker_bindings(secrets: Secrets) -> dict[str, str]:
+    """The Worker's secret text bindings for `secrets`, in the format of DESIGN §3."""
+    bindings = {
+        PROVIDERS[slug].binding: ",".join(keys) for slug, keys in secrets.provider_keys.items()
+    }
+    if secrets.client_tokens is not None:
+        bindings[CLIENT_TOKENS] = ",".join(
+            f"{name}:{token}" for name, token in secrets.client_tokens.items()
+        )
+    if secrets.gateway_token is not None:
+        bindings[GATEWAY_TOKEN] = secrets.gateway_token
+    return bindings
+
+
+def stack_settings(stack: str | None, bindings: Mapping[str, str], root: Path) -> Settings:
+    """The non-secret settings of `stack`, read from `Pulumi.<stack>.yaml` in `root`.
+
+    Secret values are encrypted in the stack file, so they are not read. The providers are the
+    names under `aigw:providerKeys` when that object is stored with per-provider entries (as
+    `pulumi config set --secret --path` writes it); when the whole object is one secret, they are
+    the providers whose `<SLUG>_API_KEYS` binding is set. Without any stack file, the settings are
+    defaults with a placeholder account id and the providers of the bindings.
+    """
+    path = _stack_file(stack, root)
+    if path is None:
+        raw: dict[str, object] = {"accountId": PLACEHOLDER_ACCOUNT_ID}
+        name = LOCAL_STACK
+    else:
+        raw = _stack_config(path)
+        name = path.name[len("Pulumi.") : -len(".yaml")]
+    providers = _configured_providers(raw.pop("providerKeys", None), bindings)
+    for secret in ("clientTokens", "gatewayToken"):
+        raw.pop(secret, None)
+    if not providers:
+        raise LocalError(
+            "no providers: set <SLUG>_API_KEYS (such as OPENAI_API_KEYS) in .dev.vars or the "
+            f"environment, or aigw:providerKeys in a stack file (known: {', '.join(PROVIDERS)})"
+        )
+    raw["providerKeys"] = {slug: [_PLACEHOLDER_KEY] for slug in providers}
+    try:
+        settings, _ = load(raw, name)
+    except SettingsError as error:
+        where = path.name if path is not None else "the local defaults"
+        raise LocalError(f"{where}: {error}") from None
+    return settings
+
+
+def load_bindings(vars_file: Path | None, environ: Mapping[str, str]) -> dict[str, str]:
+    """Secret bindings from the dotenv `vars_file` (default `.dev.vars`, if present) and `environ`.
+
+    An environment variable wins over the file; empty values count as unset.
+    """
+    values: dict[str, str] = {}
+    path = vars_file if vars_file is not None else DEFAULT_VARS
+    if vars_file is not None and not path.exists():
+        raise LocalError(f"vars file {path} does not exist")
+    if path.is_dir():
+        raise LocalError(f"vars file {path} is a directory")
+    if path.exists():
+        try:
+            parsed = dotenv_values(path)
+        except (OSError, UnicodeDecodeError) as error:
+            raise LocalError(f"cannot read vars file {path}: {error}") from None
+        values.update({name: value for name, value in parsed.items() if value})
+    for name in BINDING_NAMES:
+        if environ.get(name):
+            values[name] = environ[name]
+    return {name: values[name] for name in BINDING_NAMES if values.get(name)}
+
+
+def check_upstream(url: str) -> str:
+    """`url` as a gateway base URL without a trailing slash, or a `LocalError` saying why not."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if parts.scheme not in ("http", "https") or not parts.hostname or port == -1:
+        raise LocalError(
+            f"--upstream {url!r} is not an http(s) URL such as http://127.0.0.1:8080 or "
+            "https://gateway.ai.cloudflare.com/v1/<account>/<gateway>"
+        )
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise LocalError(
+            f"--upstream {url!r} has a query, fragment or credentials; give the base URL only"
+        )
+    return url.rstrip("/")
+
+
+def _run_render(args: argparse.Namespace) -> int:
+    """`aigw render`: print or write the Worker's source for the stack."""
+    try:
+        bindings = load_bindings(None, os.environ)
+        source = render_worker(stack_settings(args.stack, bindings, Path.cwd()))
+        if args.output is None:
+            sys.stdout.write(source)
+        else:
+            args.output.write_text(source, encoding="utf-8")
+    except (LocalError, OSError) as error:
+        return _fail("render", error)
+    return 0
+
+
+def _run_dev(args: argparse.Namespace) -> int:
+    """`aigw dev`: serve the rendered Worker in workerd until SIGINT or SIGTERM."""
+    stop = threading.Event()
+    previous = {
+        signum: signal.signal(signum, _setter(stop)) for signum in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        return _serve(args, stop)
+    except (LocalError, WorkerdError, OSError) as error:
+        return _fail("dev", error)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _serve(args: argparse.Namespace, stop: threading.Event) -> int:
+    if not 0 <= args.port <= 65535:
+        raise LocalError(f"--port {args.port} is outside 0-65535")
+    gateway_url = check_upstream(args.upstream) if args.upstream is not None else None
+    bindings = load_bindings(args.vars, os.environ)
+    settings = stack_settings(args.stack, bindings, Path.cwd())
+    missing = [
+        name
+        for name in (*(PROVIDERS[slug].binding for slug in settings.providers), CLIENT_TOKENS)
+        if name not in bindings
+    ]
+    if missing:
+        vars_file = args.vars or DEFAULT_VARS
+        raise LocalError(
+            f"missing secret bindings {', '.join(missing)}: set them in {vars_file} "
+            "(NAME=value lines) or as environment variables"
+        )
+    if args.port:
+        _check_port_free(args.port)
+    source = render_worker(settings, gateway_url=gateway_url)
+    with serve_worker(source, bindings, port=args.port) as worker:
+        upstream = gateway_url or settings.gateway_url
+        print(
+            f"aigw dev: serving the Worker at {worker.url}\n"
+            f"  OpenAI base URL  {worker.url}/v1\n"
+            f"  providers        {', '.join(settings.providers)}\n"
+            f"  upstream         {upstream}\n"
+            "Press Ctrl-C to stop.",
+            flush=True,
+        )
+        for note in _notes(settings, gateway_url, bindings):
+            print(f"aigw dev: note: {note}", file=sys.stderr, flush=True)
+        with worker.log_path.open("rb") as log:
+            while not stop.wait(0.2):
+                _copy_new(log)
+                if worker.process.poll() is not None:
+                    _copy_new(log)
+                    raise LocalError(f"workerd exited with status {worker.process.returncode}")
+            _copy_new(log)
+    print("aigw dev: stopped", flush=True)
+    return 0
+
+
+def _notes(settings: Settings, gateway_url: str | None, bindings: Mapping[str, str]) -> list[str]:
+    """What will keep requests from reaching the real AI Gateway, when no --upstream is given."""
+    if gateway_url is not None:
+        return []
+    notes = []
+    if settings.account_id == PLACEHOLDER_ACCOUNT_ID:
+        notes.append("no stack file, so the gateway URL has a placeholder account id; give --stack")
+    if GATEWAY_TOKEN not in bindings:
+        notes.append(
+            f"no {GATEWAY_TOKEN} binding; an AI Gateway with authentication on refuses requests"
+        )
+    return notes
+
+
+def _copy_new(log: BinaryIO) -> None:
+    """Pass what workerd wrote since the last call (the Worker's console output) to stderr."""
+    data: bytes = log.read()
+    if data:
+        sys.stderr.buffer.write(data)
+        sys.stderr.flush()
+
+
+def _check_port_free(port: int) -> None:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as error:
+            raise LocalError(
+                f"127.0.0.1:{port} is not free ({error.strerror}); choose another with --port"
+            ) from None
+
+
+def _setter(stop: threading.Event) -> Callable[[int, FrameType | None], None]:
+    """A signal handler that asks the serving loop to stop (it then stops workerd in order)."""
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    return handle
+
+
+def _stack_file(stack: str | None, root: Path) -> Path | None:
+    """The stack file to read: `--stack`, else `$PULUMI_STACK`, else the only one; or None."""
+    chosen = stack or os.environ.get("PULUMI_STACK") or None
+    if chosen is not None:
+        path = root / f"Pulumi.{chosen}.yaml"
+        if not path.is_file():
+            raise LocalError(f"stack {chosen!r} has no configuration file {path.name} in {root}")
+        return path
+    # Pulumi.example.yaml documents the settings; it is not anyone's stack.
+    candidates = sorted(p for p in root.glob("Pulumi.*.yaml") if p.name != "Pulumi.example.yaml")
+    if len(candidates) > 1:
+        names = ", ".join(p.name[len("Pulumi.") : -len(".yaml")] for p in candidates)
+        raise LocalError(f"several stacks ({names}); choose one with --stack")
+    return candidates[0] if candidates else None
+
+
+def _stack_config(path: Path) -> dict[str, object]:
+    """The `aigw:` entries of a stack file, without the namespace; secret ones stay encrypted."""
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as error:
+        raise LocalError(f"cannot read {path.name}: {error}") from None
+    config = document.get("config") if isinstance(document, dict) else None
+    if config is None:
+        return {}
+    if not isinstance(config, dict):
+        raise LocalError(f"{path.name}: `config` is not a mapping")
+    prefix = f"{NAMESPACE}:"
+    raw = {key[len(prefix) :]: value for key, value in config.items() if key.startswith(prefix)}
+    for key, value in raw.items():
+        if _is_secure(value) and key not in ("providerKeys", "clientTokens", "gatewayToken"):
+            raise LocalError(
+                f"{path.name}: {prefix}{key} is stored encrypted; aigw reads it as plain text "
+                f"(pulumi config set {prefix}{key} <value>)"
+            )
+    return raw
+
+
+def _is_secure(value: object) -> bool:
+    return isinstance(value, dict) and set(value) == {"secure"}
+
+
+def _configured_providers(value: object, bindings: Mapping[str, str]) -> list[str]:
+    """Provider slugs from the stack's `providerKeys` shape, else from the bindings present."""
+    if isinstance(value, dict) and not _is_secure(value) and value:
+        return [str(slug) for slug in value]
+    return [slug for slug, provider in PROVIDERS.items() if provider.binding in bindings]
+
+
+def _fail(command: str, error: BaseException) -> int:
+    print(f"aigw {command}: error: {error}", file=sys.stderr)
+    return 1

@@ -12,8 +12,8 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import ExitStack, contextmanager, suppress
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -149,11 +149,23 @@ const aigwWorker :Workerd.Worker = (
 """
 
 
+def _find_prctl() -> Callable[[int, int], int] | None:
+    """libc's prctl, looked up now: the forked child must not load libraries (loader locks)."""
+    try:
+        prctl: Callable[[int, int], int] = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    return prctl
+
+
+_PRCTL = _find_prctl()
+
+
 def _die_with_parent() -> None:
-    """In the child: have Linux send SIGTERM if we die without stopping it (no orphan workerd)."""
-    # Elsewhere there is no prctl: the context manager's own stop is then the only guarantee.
-    with suppress(Exception):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    """In the child: have Linux SIGTERM it if we die without stopping it (no orphan workerd)."""
+    # Without prctl (not Linux) the context manager's own stop is the only guarantee.
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _wait_listening(

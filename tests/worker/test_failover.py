@@ -1,0 +1,186 @@
+"""Key failover, upstream failures and client disconnects through the rendered Worker in workerd."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+
+from infra.workerd import RunningWorker
+from tests.upstream import Behaviour, FakeGateway, revoked_message
+from tests.worker.conftest import OPENAI_KEYS, TOKEN, MakeWorker
+
+CHAT = "/v1/chat/completions"
+AUTH = {"authorization": f"Bearer {TOKEN}"}
+
+
+def _chat(worker: RunningWorker, **extra: object) -> httpx.Response:
+    body = {"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}], **extra}
+    return httpx.post(worker.url + CHAT, json=body, headers=AUTH, timeout=30)
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "cools_down"),
+    [("rate_limited", True), ("revoked", True), ("server_error", False), ("drop", False)],
+)
+def test_failing_key_is_absorbed_by_another(
+    worker: RunningWorker, upstream: FakeGateway, behaviour: Behaviour, cools_down: bool
+) -> None:
+    """Requests succeed while one key fails; a limited or revoked key is then left to cool."""
+    upstream.behaviours[OPENAI_KEYS[0]] = behaviour
+    # Consecutive requests start at consecutive keys, so one of them starts at the failing key.
+    answers = [_chat(worker, n=number) for number in range(2 * len(OPENAI_KEYS))]
+    assert [answer.status_code for answer in answers] == [200] * len(answers)
+    tried = upstream.key_counts()[OPENAI_KEYS[0]]
+    if cools_down:
+        assert tried == 1
+    else:
+        assert tried >= 1
+    requests = upstream.requests
+    failed = next(i for i, request in enumerate(requests) if request.key == OPENAI_KEYS[0])
+    retry = requests[failed + 1]
+    # The retry carries the same body with a different key.
+    assert retry.key != OPENAI_KEYS[0]
+    assert retry.body == requests[failed].body
+
+
+def test_all_keys_revoked_yields_the_proxys_own_401(
+    worker: RunningWorker, upstream: FakeGateway
+) -> None:
+    """When every key is refused, the client gets the Worker's 401, with no key fragment in it."""
+    for key in OPENAI_KEYS:
+        upstream.behaviours[key] = "revoked"
+    answer = _chat(worker)
+    assert answer.status_code == 401
+    error = answer.json()["error"]
+    assert set(error) >= {"message", "type", "code"}
+    for key in OPENAI_KEYS:
+        fragment = revoked_message(key).split(": ")[1].split(".")[0]
+        assert fragment not in answer.text
+        assert key not in answer.text
+    assert "Incorrect API key" not in answer.text
+    # Three attempts (maxAttempts), each with its own key.
+    assert sorted(request.key or "" for request in upstream.requests) == sorted(OPENAI_KEYS)
+
+
+def test_all_keys_rate_limited_passes_on_429_and_retry_after(
+    worker: RunningWorker, upstream: FakeGateway
+) -> None:
+    """With every key limited the client gets the upstream's 429 and Retry-After; the next request
+    is still tried upstream (the Worker never refuses on its own)."""
+    upstream.retry_after = "7"
+    for key in OPENAI_KEYS:
+        upstream.behaviours[key] = "rate_limited"
+    first = _chat(worker)
+    assert first.status_code == 429
+    assert first.headers["retry-after"] == "7"
+    assert first.json()["error"]["message"]
+    tried = len(upstream.requests)
+    assert tried == len(OPENAI_KEYS)
+    second = _chat(worker)
+    assert second.status_code == 429
+    assert len(upstream.requests) > tried
+
+
+def test_upstream_unreachable_is_502(make_worker: MakeWorker, upstream: FakeGateway) -> None:
+    """Every attempt failing to connect ends in the Worker's own 502."""
+    for key in OPENAI_KEYS:
+        upstream.behaviours[key] = "drop"
+    worker = make_worker()
+    answer = _chat(worker)
+    assert answer.status_code == 502
+    assert answer.json()["error"]["message"]
+    assert len(upstream.requests) == len(OPENAI_KEYS)
+
+
+def test_no_failover_once_the_stream_has_started(
+    worker: RunningWorker, upstream: FakeGateway
+) -> None:
+    """A stream cut after its first chunk is not retried: bytes already reached the client."""
+    for key in OPENAI_KEYS:
+        upstream.behaviours[key] = "cut"
+    received = b""
+    # The error comes while reading the body, after the 200.
+    with (
+        pytest.raises(httpx.HTTPError),
+        httpx.stream(
+            "POST",
+            worker.url + CHAT,
+            json={"model": "gpt-test", "messages": [], "stream": True},
+            headers=AUTH,
+            timeout=30,
+        ) as response,
+    ):
+        assert response.status_code == 200
+        for data in response.iter_bytes():
+            received += data
+    assert b"tok0" in received
+    assert b"[DONE]" not in received
+    assert len(upstream.requests) == 1
+
+
+def test_client_disconnect_mid_stream_leaves_the_worker_healthy(
+    worker: RunningWorker, upstream: FakeGateway
+) -> None:
+    """A client that hangs up mid-stream does not wedge the Worker: the next requests succeed."""
+    upstream.stream_chunks = 50
+    hold = upstream.hold_next_stream(after=1)
+    with httpx.stream(
+        "POST",
+        worker.url + CHAT,
+        json={"model": "gpt-test", "messages": [], "stream": True},
+        headers=AUTH,
+        timeout=30,
+    ) as response:
+        first = next(response.iter_lines())
+        assert first.startswith("data: ")
+        assert json.loads(first[6:])["choices"][0]["delta"]["content"] == "tok0 "
+    # Leaving the block closed the connection mid-stream; let the upstream try to go on.
+    hold.release.set()
+    assert _chat(worker).status_code == 200
+    with httpx.stream(
+        "POST",
+        worker.url + CHAT,
+        json={"model": "gpt-test", "messages": [], "stream": True},
+        headers=AUTH,
+        timeout=30,
+    ) as response:
+        body = response.read()
+    assert body.count(b"data: ") == 50 + 2
+    assert body.rstrip().endswith(b"data: [DONE]")
+    assert httpx.get(worker.url + "/healthz").status_code == 200
+
+
+def test_gateway_without_headers_in_time_is_504(
+    make_worker: MakeWorker, upstream: FakeGateway
+) -> None:
+    """A gateway that does not answer within the timeout gets the Worker's own 504."""
+    upstream.slow_seconds = 5
+    for key in OPENAI_KEYS:
+        upstream.behaviours[key] = "slow"
+    worker = make_worker(upstream_timeout_ms=300)
+    answer = _chat(worker)
+    assert answer.status_code == 504
+    assert answer.json()["error"]["message"]
+    assert len(upstream.requests) == 1
+
+
+def test_stream_longer_than_the_timeout_is_not_cut(
+    make_worker: MakeWorker, upstream: FakeGateway
+) -> None:
+    """The timeout bounds the wait for headers only: a long stream after them arrives whole."""
+    upstream.stream_chunks = 8
+    upstream.chunk_delay = 0.1  # 8 chunks of 0.1 s: well past the 300 ms timeout
+    worker = make_worker(upstream_timeout_ms=300)
+    with httpx.stream(
+        "POST",
+        worker.url + CHAT,
+        json={"model": "gpt-test", "messages": [], "stream": True},
+        headers=AUTH,
+        timeout=30,
+    ) as response:
+        body = response.read()
+    assert response.status_code == 200
+    assert body.count(b"data: ") == 8 + 2
+    assert body.rstrip().endswith(b"data: [DONE]")
