@@ -14,12 +14,19 @@ from types import FrameType
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
-import yaml
 from dotenv import dotenv_values
 
-from infra.providers import PROVIDERS
+from infra.providers import BINDING_NAMES, CLIENT_TOKENS, GATEWAY_TOKEN, PROVIDERS
 from infra.render import render_worker
-from infra.settings import NAMESPACE, Secrets, Settings, SettingsError, load
+from infra.settings import Settings
+from infra.stackfile import (
+    StackFileError,
+    find_stack_file,
+    is_encrypted,
+    load_settings,
+    read_stack_config,
+    stack_name,
+)
 from infra.workerd import WorkerdError, serve_worker
 
 DEFAULT_PORT = 8787
@@ -28,16 +35,6 @@ LOCAL_STACK = "dev"
 """The stack name used for defaults when there is no stack file."""
 PLACEHOLDER_ACCOUNT_ID = "0" * 32
 """Without a stack file there is no account; the gateway URL only matters without --upstream."""
-CLIENT_TOKENS = "CLIENT_TOKENS"
-GATEWAY_TOKEN = "GATEWAY_TOKEN"
-BINDING_NAMES = (
-    *(provider.binding for provider in PROVIDERS.values()),
-    CLIENT_TOKENS,
-    GATEWAY_TOKEN,
-)
-"""Every secret binding the Worker reads (DESIGN §3)."""
-# Settings needs a value for each configured provider's keys; these never leave this module.
-_PLACEHOLDER_KEY = "placeholder"
 
 
 class LocalError(Exception):
@@ -94,20 +91,6 @@ def _add_stack(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def worker_bindings(secrets: Secrets) -> dict[str, str]:
-    """The Worker's secret text bindings for `secrets`, in the format of DESIGN §3."""
-    bindings = {
-        PROVIDERS[slug].binding: ",".join(keys) for slug, keys in secrets.provider_keys.items()
-    }
-    if secrets.client_tokens is not None:
-        bindings[CLIENT_TOKENS] = ",".join(
-            f"{name}:{token}" for name, token in secrets.client_tokens.items()
-        )
-    if secrets.gateway_token is not None:
-        bindings[GATEWAY_TOKEN] = secrets.gateway_token
-    return bindings
-
-
 def stack_settings(stack: str | None, bindings: Mapping[str, str], root: Path) -> Settings:
     """The non-secret settings of `stack`, read from `Pulumi.<stack>.yaml` in `root`.
 
@@ -117,28 +100,20 @@ def stack_settings(stack: str | None, bindings: Mapping[str, str], root: Path) -
     the providers whose `<SLUG>_API_KEYS` binding is set. Without any stack file, the settings are
     defaults with a placeholder account id and the providers of the bindings.
     """
-    path = _stack_file(stack, root)
+    path = find_stack_file(stack, root)
     if path is None:
-        raw: dict[str, object] = {"accountId": PLACEHOLDER_ACCOUNT_ID}
+        config: dict[str, object] = {"accountId": PLACEHOLDER_ACCOUNT_ID}
         name = LOCAL_STACK
     else:
-        raw = _stack_config(path)
-        name = path.name[len("Pulumi.") : -len(".yaml")]
-    providers = _configured_providers(raw.pop("providerKeys", None), bindings)
-    for secret in ("clientTokens", "gatewayToken"):
-        raw.pop(secret, None)
+        config = read_stack_config(path)
+        name = stack_name(path)
+    providers = _configured_providers(config.get("providerKeys"), bindings)
     if not providers:
         raise LocalError(
             "no providers: set <SLUG>_API_KEYS (such as OPENAI_API_KEYS) in .dev.vars or the "
             f"environment, or aigw:providerKeys in a stack file (known: {', '.join(PROVIDERS)})"
         )
-    raw["providerKeys"] = {slug: [_PLACEHOLDER_KEY] for slug in providers}
-    try:
-        settings, _ = load(raw, name)
-    except SettingsError as error:
-        where = path.name if path is not None else "the local defaults"
-        raise LocalError(f"{where}: {error}") from None
-    return settings
+    return load_settings(config, name, providers)
 
 
 def load_bindings(vars_file: Path | None, environ: Mapping[str, str]) -> dict[str, str]:
@@ -192,7 +167,7 @@ def _run_render(args: argparse.Namespace) -> int:
             sys.stdout.write(source)
         else:
             args.output.write_text(source, encoding="utf-8")
-    except (LocalError, OSError) as error:
+    except (LocalError, StackFileError, OSError) as error:
         return _fail("render", error)
     return 0
 
@@ -205,7 +180,7 @@ def _run_dev(args: argparse.Namespace) -> int:
     }
     try:
         return _serve(args, stop)
-    except (LocalError, WorkerdError, OSError) as error:
+    except (LocalError, StackFileError, WorkerdError, OSError) as error:
         return _fail("dev", error)
     finally:
         for signum, handler in previous.items():
@@ -296,51 +271,9 @@ def _setter(stop: threading.Event) -> Callable[[int, FrameType | None], None]:
     return handle
 
 
-def _stack_file(stack: str | None, root: Path) -> Path | None:
-    """The stack file to read: `--stack`, else `$PULUMI_STACK`, else the only one; or None."""
-    chosen = stack or os.environ.get("PULUMI_STACK") or None
-    if chosen is not None:
-        path = root / f"Pulumi.{chosen}.yaml"
-        if not path.is_file():
-            raise LocalError(f"stack {chosen!r} has no configuration file {path.name} in {root}")
-        return path
-    # Pulumi.example.yaml documents the settings; it is not anyone's stack.
-    candidates = sorted(p for p in root.glob("Pulumi.*.yaml") if p.name != "Pulumi.example.yaml")
-    if len(candidates) > 1:
-        names = ", ".join(p.name[len("Pulumi.") : -len(".yaml")] for p in candidates)
-        raise LocalError(f"several stacks ({names}); choose one with --stack")
-    return candidates[0] if candidates else None
-
-
-def _stack_config(path: Path) -> dict[str, object]:
-    """The `aigw:` entries of a stack file, without the namespace; secret ones stay encrypted."""
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as error:
-        raise LocalError(f"cannot read {path.name}: {error}") from None
-    config = document.get("config") if isinstance(document, dict) else None
-    if config is None:
-        return {}
-    if not isinstance(config, dict):
-        raise LocalError(f"{path.name}: `config` is not a mapping")
-    prefix = f"{NAMESPACE}:"
-    raw = {key[len(prefix) :]: value for key, value in config.items() if key.startswith(prefix)}
-    for key, value in raw.items():
-        if _is_secure(value) and key not in ("providerKeys", "clientTokens", "gatewayToken"):
-            raise LocalError(
-                f"{path.name}: {prefix}{key} is stored encrypted; aigw reads it as plain text "
-                f"(pulumi config set {prefix}{key} <value>)"
-            )
-    return raw
-
-
-def _is_secure(value: object) -> bool:
-    return isinstance(value, dict) and set(value) == {"secure"}
-
-
 def _configured_providers(value: object, bindings: Mapping[str, str]) -> list[str]:
     """Provider slugs from the stack's `providerKeys` shape, else from the bindings present."""
-    if isinstance(value, dict) and not _is_secure(value) and value:
+    if isinstance(value, dict) and not is_encrypted(value) and value:
         return [str(slug) for slug in value]
     return [slug for slug, provider in PROVIDERS.items() if provider.binding in bindings]
 

@@ -6,19 +6,25 @@ import argparse
 import functools
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import cloudflare
 import httpx
-import yaml
 from rich.console import Console
 from rich.markup import escape
 
-from infra import settings as settings_module
-from infra.settings import Settings, SettingsError
+from infra.settings import Settings, default_name
+from infra.stackfile import (
+    NoStackFileError,
+    StackFileError,
+    find_stack_file,
+    load_settings,
+    read_stack_config,
+    stack_name,
+)
 
 TOKEN_ENV = "CLOUDFLARE_API_TOKEN"
 ACCOUNT_ENV = "CLOUDFLARE_ACCOUNT_ID"
@@ -85,7 +91,7 @@ def handles_errors(run: Handler) -> Handler:
     def handler(args: argparse.Namespace) -> int:
         try:
             return run(args)
-        except OperateError as error:
+        except (OperateError, StackFileError) as error:
             report_error(str(error))
         except cloudflare.APIError as error:
             report_error(describe_api_error(error, "talking to the Cloudflare API"))
@@ -103,8 +109,16 @@ def report_error(message: str) -> None:
 
 def resolve_target(args: argparse.Namespace) -> Target:
     """Account and gateway from the flags, else the stack config file, else the environment."""
-    path = stack_file(args.stack, Path(args.config_dir))
-    stack = path.name[len("Pulumi.") : -len(".yaml")] if path is not None else None
+    # Both ids given and no --stack: the target is fully named, so no stack file is consulted.
+    explicit = args.stack is None and args.account_id and args.gateway_id
+    try:
+        path = None if explicit else find_stack_file(args.stack, Path(args.config_dir))
+    except NoStackFileError as error:
+        raise OperateError(
+            f"{error}: run from the project directory, pass --config-dir, or give --account-id "
+            "and --gateway-id instead"
+        ) from None
+    stack = stack_name(path) if path is not None else None
     config = read_stack_config(path) if path is not None else {}
     account_id = args.account_id or _text(config.get("accountId")) or os.environ.get(ACCOUNT_ENV)
     if not account_id:
@@ -116,60 +130,12 @@ def resolve_target(args: argparse.Namespace) -> Target:
     if not gateway_id:
         if stack is None:
             raise OperateError("no gateway id: pass --gateway-id, or --stack to use its gateway")
-        gateway_id = settings_module.default_name(stack)
+        gateway_id = default_name(stack)
     stack_settings = None
     if stack is not None:
-        stack_settings = _stack_settings(config, stack, account_id)
+        # Only the non-secret settings are compared; any one provider stands in for the pool.
+        stack_settings = load_settings({**config, "accountId": account_id}, stack, ["openai"])
     return Target(account_id, gateway_id, stack, stack_settings)
-
-
-def stack_file(stack: str | None, directory: Path) -> Path | None:
-    """`--stack`, else `$PULUMI_STACK`, else the only stack file, as `aigw dev` chooses; or None."""
-    chosen = stack or os.environ.get("PULUMI_STACK") or None
-    if chosen is not None:
-        path = directory / f"Pulumi.{chosen}.yaml"
-        if not path.is_file():
-            raise OperateError(
-                f"stack {chosen!r} has no configuration file {path.name} in {directory}: "
-                "run from the project directory, pass --config-dir, or give --account-id and "
-                "--gateway-id instead"
-            )
-        return path
-    # Pulumi.example.yaml documents the settings; it is not anyone's stack.
-    candidates = [p for p in directory.glob("Pulumi.*.yaml") if p.name != "Pulumi.example.yaml"]
-    return candidates[0] if len(candidates) == 1 else None
-
-
-def read_stack_config(path: Path) -> dict[str, object]:
-    """The `aigw:` keys of a stack file, without the namespace."""
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as error:
-        raise OperateError(f"cannot read {path}: {error}") from None
-    section = document.get("config") if isinstance(document, dict) else None
-    if section is None:
-        return {}
-    if not isinstance(section, dict):
-        raise OperateError(f"{path}: `config` is not a mapping of settings")
-    prefix = f"{settings_module.NAMESPACE}:"
-    return {
-        str(key)[len(prefix) :]: value
-        for key, value in section.items()
-        if str(key).startswith(prefix)
-    }
-
-
-def _stack_settings(config: Mapping[str, object], stack: str, account_id: str) -> Settings:
-    # Secrets are encrypted in the file and not needed here; a placeholder pool lets the shared
-    # validation check every other setting exactly as `pulumi up` would.
-    raw = {key: value for key, value in config.items() if key not in settings_module.SECRET_KEYS}
-    raw["accountId"] = account_id
-    raw["providerKeys"] = {"openai": ["placeholder"]}
-    try:
-        stack_settings, _ = settings_module.load(raw, stack)
-    except SettingsError as error:
-        raise OperateError(f"Pulumi.{stack}.yaml: {error}") from None
-    return stack_settings
 
 
 def _text(value: object) -> str | None:

@@ -1,7 +1,8 @@
-"""The table of upstream providers the Worker can route to, and how each one carries its API key."""
+"""The upstream providers the Worker can route to, and the secret bindings it reads (DESIGN §3)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 
@@ -53,3 +54,32 @@ PROVIDERS: dict[str, Provider] = {
     )
 }
 """Every provider slug aigw knows, keyed by slug."""
+
+CLIENT_TOKENS = "CLIENT_TOKENS"
+GATEWAY_TOKEN = "GATEWAY_TOKEN"
+
+BINDING_NAMES = (
+    *(provider.binding for provider in PROVIDERS.values()),
+    CLIENT_TOKENS,
+    GATEWAY_TOKEN,
+)
+"""Every secret binding the Worker reads (DESIGN §3)."""
+
+
+def secret_values(
+    provider_keys: Mapping[str, Sequence[str]],
+    client_tokens: Mapping[str, str] | None,
+    gateway_token: str | None,
+) -> dict[str, str]:
+    """The Worker's secret bindings as {name: text} (DESIGN §3), one key or `name:token` a line.
+
+    `CLIENT_TOKENS` and `GATEWAY_TOKEN` are left out when their value is None.
+    """
+    values = {PROVIDERS[slug].binding: "\n".join(keys) for slug, keys in provider_keys.items()}
+    if client_tokens is not None:
+        values[CLIENT_TOKENS] = "\n".join(
+            f"{name}:{token}" for name, token in client_tokens.items()
+        )
+    if gateway_token is not None:
+        values[GATEWAY_TOKEN] = gateway_token
+    return values

@@ -9,12 +9,10 @@ import pulumi
 import pulumi_cloudflare as cloudflare
 import pulumi_random as random
 
-from infra.providers import PROVIDERS
+from infra.providers import secret_values
 from infra.render import COMPATIBILITY_DATE, MAIN_MODULE, render_worker
 from infra.settings import Settings
 
-CLIENT_TOKENS = "CLIENT_TOKENS"
-GATEWAY_TOKEN = "GATEWAY_TOKEN"
 GENERATED_CLIENT = "default"
 """The client name of the token generated when `clientTokens` is unset."""
 GENERATED_TOKEN_LENGTH = 48
@@ -31,14 +29,10 @@ def secret_bindings(
     gateway_token: str,
 ) -> list[cloudflare.WorkersScriptBindingArgsDict]:
     """The Worker's `secret_text` bindings (DESIGN §3), one value per line."""
-    bindings: list[cloudflare.WorkersScriptBindingArgsDict] = [
-        {"name": PROVIDERS[slug].binding, "type": "secret_text", "text": "\n".join(keys)}
-        for slug, keys in provider_keys.items()
+    return [
+        {"name": name, "type": "secret_text", "text": text}
+        for name, text in secret_values(provider_keys, client_tokens, gateway_token).items()
     ]
-    lines = "\n".join(f"{client}:{token}" for client, token in client_tokens.items())
-    bindings.append({"name": CLIENT_TOKENS, "type": "secret_text", "text": lines})
-    bindings.append({"name": GATEWAY_TOKEN, "type": "secret_text", "text": gateway_token})
-    return bindings
 
 
 def workers_dev_url(worker_name: str, account_subdomain: str) -> str:

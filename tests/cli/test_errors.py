@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from cloudflare_fake import ACCOUNT_ID, API_TOKEN, GATEWAY_ID, FakeCloudflare
 
@@ -125,3 +127,38 @@ def test_invalid_stack_setting_is_one_clear_sentence(
     err = fails(capsys, ["doctor", "--stack", "dev"])
     assert "Pulumi.dev.yaml: aigw:cacheTtl: got 'soon'" in err
     assert cloudflare_api.calls == []
+
+
+def test_several_stack_files_ask_for_one(
+    cloudflare_api: FakeCloudflare, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With several stack files and no --stack, the command asks which one, as `aigw dev` does."""
+    for stack in ("dev", "prod"):
+        with open(f"Pulumi.{stack}.yaml", "w", encoding="utf-8") as file:
+            file.write(f"config:\n  aigw:accountId: {ACCOUNT_ID}\n")
+    err = fails(capsys, ["doctor"])
+    assert "several stacks (dev, prod); choose one with --stack" in err
+    assert cloudflare_api.calls == []
+
+
+def test_encrypted_plain_setting_is_one_clear_sentence(
+    cloudflare_api: FakeCloudflare, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A non-secret setting stored encrypted is named, with the command that stores it plainly."""
+    with open("Pulumi.dev.yaml", "w", encoding="utf-8") as stack:
+        stack.write("config:\n  aigw:accountId:\n    secure: v1:abc\n")
+    err = fails(capsys, ["usage", "--stack", "dev"])
+    assert "Pulumi.dev.yaml: aigw:accountId is stored encrypted" in err
+    assert "pulumi config set aigw:accountId <value>" in err
+    assert cloudflare_api.calls == []
+
+
+def test_explicit_ids_need_no_stack_among_several(
+    cloudflare_api: FakeCloudflare, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Given --account-id and --gateway-id, several stack files in the folder do not matter."""
+    for stack in ("dev", "prod"):
+        with open(f"Pulumi.{stack}.yaml", "w", encoding="utf-8") as file:
+            file.write(f"config:\n  aigw:accountId: {ACCOUNT_ID}\n")
+    assert main(["usage", "--json", *TARGET]) == 0
+    assert json.loads(capsys.readouterr().out)["total"]["requests"] == 0

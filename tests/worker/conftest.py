@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.local import worker_bindings
+from infra.providers import secret_values
 from infra.render import render_worker
 from infra.settings import load
 from infra.workerd import RunningWorker, serve_worker
@@ -75,7 +75,10 @@ def make_worker(upstream: FakeGateway, tmp_path: Path) -> Iterator[MakeWorker]:
             log = tmp_path / f"workerd-{len(logs)}.log"
             given = (*(key for keys in pools.values() for key in keys), *tokens.values())
             logs.append((log, (*given, GATEWAY_TOKEN)))
-            return stack.enter_context(serve_worker(source, worker_bindings(secrets), log_path=log))
+            bindings = secret_values(
+                secrets.provider_keys, secrets.client_tokens, secrets.gateway_token
+            )
+            return stack.enter_context(serve_worker(source, bindings, log_path=log))
 
         yield make
     for log, secrets in logs:
