@@ -72,7 +72,7 @@ class StreamHold:
     after: int
     release: threading.Event = field(default_factory=threading.Event)
     reached: threading.Event = field(default_factory=threading.Event)
-    """Set once the upstream has sent chunk `after` and begun to wait."""
+    """Set as the upstream sends chunk `after`, after which it waits for `release`."""
     timed_out: bool = False
     """True when nobody released the stream within `HOLD_TIMEOUT`: the client never saw it."""
 
@@ -325,14 +325,17 @@ class _Exchange:
         try:
             await self._send(200, headers)
             for number, event in enumerate(events):
+                holding = hold if hold is not None and number == hold.after else None
+                if holding is not None:
+                    # Set before the chunk leaves, so a client holding it always finds it set.
+                    holding.reached.set()
                 self.writer.write(b"%x\r\n%s\r\n" % (len(event), event))
                 await self.writer.drain()
                 if cut:
                     return False
-                if hold is not None and number == hold.after:
-                    hold.reached.set()
-                    released = await asyncio.to_thread(hold.release.wait, HOLD_TIMEOUT)
-                    hold.timed_out = not released
+                if holding is not None:
+                    released = await asyncio.to_thread(holding.release.wait, HOLD_TIMEOUT)
+                    holding.timed_out = not released
                 elif gateway.chunk_delay:
                     await asyncio.sleep(gateway.chunk_delay)
             self.writer.write(b"0\r\n\r\n")
