@@ -1,0 +1,1 @@
+"""The benchmark: what aigw's Worker adds to a request, against direct calls and other proxies."""

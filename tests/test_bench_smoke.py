@@ -1,0 +1,87 @@
+"""The benchmark command still runs end to end (tiny counts, no timing asserted)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+TARGETS = ("direct", "aigw", "baseline", "litellm")
+PLAIN_FIGURES = ("p50_ms", "p99_ms", "added_p50_ms", "added_p99_ms", "rps")
+STREAM_FIGURES = (
+    "ttfc_p50_ms",
+    "ttfc_p99_ms",
+    "added_ttfc_p50_ms",
+    "pacing_dev_mean_ms",
+    "pacing_dev_p99_ms",
+)
+
+
+def _aigw_worker_exists() -> bool:
+    from infra.render import render_worker
+    from infra.settings import load
+
+    settings, _ = load({"accountId": "0" * 32, "providerKeys": {"openai": ["sk-test-a"]}}, "t")
+    try:
+        render_worker(settings, gateway_url="http://127.0.0.1:9")
+    except NotImplementedError:
+        return False
+    return True
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, object]]:
+    """The JSON of one quickest run against every target but LiteLLM (pointed at nothing)."""
+    output = tmp_path_factory.mktemp("bench")
+    command = [sys.executable, "-m", "bench", "--quick", "--concurrency", "1,2", "--requests"]
+    command += ["4", "--no-plot", "--output-dir", str(output), "--litellm", str(output / "none")]
+    done = subprocess.run(
+        command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    document = json.loads((output / "latest.json").read_text())
+    targets: dict[str, dict[str, object]] = document["targets"]
+    return targets
+
+
+def test_bench_reports_every_target(results: dict[str, dict[str, object]]) -> None:
+    """All four targets are in the JSON; LiteLLM, absent here, is skipped with the reason."""
+    assert tuple(results) == TARGETS
+    assert "not installed" in str(results["litellm"]["skipped"])
+
+
+@pytest.mark.parametrize("target", ["direct", "baseline", "aigw"])
+def test_bench_measures_every_figure(results: dict[str, dict[str, object]], target: str) -> None:
+    """Each measured target has every figure at every concurrency, and no failed request."""
+    if target == "aigw" and not _aigw_worker_exists():
+        pytest.skip("render_worker is not implemented yet")
+    figures = results[target]
+    assert "skipped" not in figures, figures
+    plain, stream = figures["plain"], figures["stream"]
+    assert isinstance(plain, dict) and isinstance(stream, dict)
+    assert set(plain) == set(stream) == {"1", "2"}
+    for row in plain.values():
+        assert row["errors"] == 0
+        assert all(isinstance(row[name], float) for name in PLAIN_FIGURES), row
+        if target != "direct":
+            assert isinstance(row["cpu_ms_per_request"], float), row
+    for row in stream.values():
+        assert row["errors"] == 0
+        assert all(isinstance(row[name], float) for name in STREAM_FIGURES), row
+    limited = figures["rate_limited"]
+    assert isinstance(limited, dict)
+    assert sum(limited["client_statuses"].values()) == limited["requests"] == 4
+    assert 0.0 <= limited["succeeded_share"] <= 1.0
+
+
+def test_bench_aigw_absorbs_rate_limits(results: dict[str, dict[str, object]]) -> None:
+    """With 429s on two of four keys, aigw's failover gets every client request through."""
+    if not _aigw_worker_exists():
+        pytest.skip("render_worker is not implemented yet")
+    limited = results["aigw"]["rate_limited"]
+    assert isinstance(limited, dict)
+    assert limited["client_statuses"] == {"200": 4}
