@@ -20,6 +20,7 @@ preview:
 	pulumi preview --stack $(STACK) --diff
 
 destroy:
+	pulumi install
 	pulumi destroy --stack $(STACK)
 
 test: install

@@ -65,8 +65,8 @@ def add_target_arguments(parser: argparse.ArgumentParser) -> None:
     """The options that select the account and the gateway, shared by all three commands."""
     parser.add_argument(
         "--stack",
-        help="read accountId, gatewayId and the settings to compare from Pulumi.<stack>.yaml "
-        "(default: $PULUMI_STACK, else the only stack file)",
+        help="read accountId and gatewayId (and, for doctor, the settings to compare) from "
+        "Pulumi.<stack>.yaml (default: $PULUMI_STACK, else the only stack file)",
     )
     parser.add_argument(
         "--account-id",
