@@ -44,6 +44,18 @@ def _schema_check(path: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _run_step(script: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run a step's shell script as the runner does (`bash -e`), with only `env` and a PATH."""
+    return subprocess.run(
+        ["bash", "-e", "-c", script],
+        env={**env, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=False,
+    )
+
+
 def _zizmor_findings(path: Path) -> list[dict[str, Any]]:
     """zizmor's findings at severity low or above, no network.
 
@@ -310,14 +322,7 @@ def test_destroy_confirmation_script_accepts_only_the_exact_name(confirm: str, s
     """The confirmation step's own shell script passes only on an exact repeat of the stack name."""
     workflow = _load(ROOT / ".github" / "workflows" / "destroy.yml")
     [check] = workflow["jobs"]["confirm"]["steps"]
-    result = subprocess.run(
-        ["bash", "-e", "-c", check["run"]],
-        env={"STACK": "prod", "CONFIRM": confirm, "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        timeout=10,
-        check=False,
-    )
+    result = _run_step(check["run"], {"STACK": "prod", "CONFIRM": confirm})
     assert result.returncode == status
     assert ("nothing was destroyed" in result.stdout) is (status != 0)
 
@@ -344,14 +349,7 @@ def test_pulumi_jobs_refuse_a_backend_on_the_runner_disk(
     """Each pulumi job first fails unless PULUMI_BACKEND_URL names shared, lasting state."""
     guard = _backend_guard(name)
     assert "${{" not in guard["run"]
-    result = subprocess.run(
-        ["bash", "-e", "-c", guard["run"]],
-        env={"PULUMI_BACKEND_URL": backend, "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        timeout=10,
-        check=False,
-    )
+    result = _run_step(guard["run"], {"PULUMI_BACKEND_URL": backend})
     assert result.returncode == status
     assert ("set the PULUMI_BACKEND_URL secret" in result.stdout) is (status != 0)
 
@@ -374,14 +372,7 @@ def test_cloud_test_workflow_fails_instead_of_skipping(unset: str | None, status
     environ = {name: "x" for name in job["env"]}
     if unset is not None:
         environ[unset] = ""
-    result = subprocess.run(
-        ["bash", "-e", "-c", guard],
-        env={**environ, "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        timeout=10,
-        check=False,
-    )
+    result = _run_step(guard, environ)
     assert result.returncode == status
     assert (f"set the {unset} secret" in result.stdout) is (status != 0)
     assert job["steps"][-1]["run"].endswith("pytest tests/cloud -m cloud -ra")

@@ -2,13 +2,16 @@
 
 It answers OpenAI chat completions and Anthropic messages (plain JSON and server-sent events),
 behaves per pool key (rate-limited, revoked, failing, slow, dropping the connection), can replay a
-script of answers, and records every request it receives.
+script of answers (the conformance cases' responses, dropped connections and silences), and records
+every request it receives.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import socket
+import struct
 import threading
 from collections import Counter
 from collections.abc import Iterator, Mapping
@@ -16,6 +19,8 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Literal
 from urllib.parse import parse_qs, urlsplit
+
+from infra.proxy import UpstreamFailure, UpstreamResponse
 
 Behaviour = Literal["ok", "rate_limited", "revoked", "server_error", "slow", "drop", "cut"]
 """What the upstream does for a pool key: answer; 429 with Retry-After; 401 naming part of the key
@@ -27,7 +32,13 @@ GATEWAY_ID = "aigw-test"
 BASE_PATH = f"/v1/{ACCOUNT_ID}/{GATEWAY_ID}"
 """The gateway's path prefix, as on gateway.ai.cloudflare.com, so path mapping is tested whole."""
 HOLD_TIMEOUT = 10.0
-"""Longest a held stream waits for its release before going on (and saying it timed out)."""
+"""Longest a held stream or a scripted `timeout` waits for its release before going on."""
+UNSCRIPTED = UpstreamResponse(599, {}, b"unscripted request")
+"""The answer past the end of a script when `strict_script` is set."""
+
+Scripted = UpstreamResponse | UpstreamFailure
+"""A canned answer for the next request, whatever its key: a response, `network-error` (the
+connection is reset unanswered) or `timeout` (it stays silent until `reset()` or `HOLD_TIMEOUT`)."""
 
 
 @dataclass(frozen=True)
@@ -38,7 +49,7 @@ class Recorded:
     path: str
     """The full request target below the host, query string included."""
     headers: Mapping[str, str]
-    """Header names in lower case."""
+    """Header names in lower case; repeated headers joined with `, `."""
     body: bytes
     key: str | None
     """The pool key the request carried, from whichever header its provider uses."""
@@ -49,20 +60,14 @@ class Recorded:
         path = urlsplit(self.path).path
         return path[len(BASE_PATH) :] if path.startswith(BASE_PATH) else path
 
+    @property
+    def target(self) -> str:
+        """The raw target below the gateway's base path, query string included."""
+        return self.path.removeprefix(BASE_PATH)
+
     def json(self) -> object:
         """The body parsed as JSON."""
         return json.loads(self.body)
-
-
-@dataclass(frozen=True)
-class Scripted:
-    """A canned answer that the next request gets, whatever its key (for conformance cases)."""
-
-    status: int = 200
-    headers: Mapping[str, str] = field(default_factory=dict)
-    body: bytes | str = b""
-    drop: bool = False
-    """Close the connection instead of answering (a network error for the Worker)."""
 
 
 @dataclass
@@ -99,7 +104,11 @@ class FakeGateway:
         self.holds: list[StreamHold] = []
         self.disconnects = 0
         """Streams whose client went away before the end (a write to it failed)."""
+        self.strict_script = False
+        """Answer requests past the end of the script with `UNSCRIPTED` instead of normally."""
         self._script: list[Scripted] = []
+        self._silence = threading.Event()
+        """Set to end every scripted `timeout` now waiting; replaced by `reset()`."""
         self._requests: list[Recorded] = []
         self._lock = threading.Lock()
         self._loop = asyncio.new_event_loop()
@@ -128,9 +137,20 @@ class FakeGateway:
         return Counter(request.key for request in self.requests if request.key is not None)
 
     def script(self, *answers: Scripted) -> None:
-        """Answer the next requests with `answers`, in order, before behaving normally again."""
+        """Answer the next requests with `answers`, in order, before behaving normally again.
+
+        Scripted answers close their connection, so each attempt arrives on a fresh one.
+        """
         with self._lock:
             self._script.extend(answers)
+
+    def reset(self) -> None:
+        """Forget the requests and the script so far, and end the scripted silences now held."""
+        with self._lock:
+            self._requests.clear()
+            self._script.clear()
+            silence, self._silence = self._silence, threading.Event()
+        silence.set()
 
     def hold_next_stream(self, after: int) -> StreamHold:
         """Pause the next stream after its event number `after` (0-based) until released."""
@@ -154,6 +174,7 @@ class FakeGateway:
             holds = list(self.holds)
         for hold in holds:
             hold.release.set()
+        self._silence.set()
 
         async def close() -> None:
             if self._server is not None:
@@ -177,7 +198,9 @@ class FakeGateway:
     def _record(self, request: Recorded) -> Scripted | None:
         with self._lock:
             self._requests.append(request)
-            return self._script.pop(0) if self._script else None
+            if self._script:
+                return self._script.pop(0)
+            return UNSCRIPTED if self.strict_script else None
 
     def _take_hold(self) -> StreamHold | None:
         with self._lock:
@@ -215,7 +238,8 @@ class _Exchange:
         headers: dict[str, str] = {}
         for field_line in fields:
             name, _, value = field_line.partition(":")
-            headers[name.strip().lower()] = value.strip()
+            name, value = name.strip().lower(), value.strip()
+            headers[name] = f"{headers[name]}, {value}" if name in headers else value
         request = Recorded(
             method=method,
             path=target,
@@ -305,13 +329,29 @@ class _Exchange:
         return True
 
     async def _answer_scripted(self, scripted: Scripted) -> bool:
-        if scripted.drop:
+        """Answer from the script; the connection closes after it either way."""
+        if scripted == "timeout":
+            with self.gateway._lock:
+                silence = self.gateway._silence
+            await asyncio.to_thread(silence.wait, HOLD_TIMEOUT)
+            scripted = "network-error"
+        if scripted == "network-error":
+            self._reset_connection()
             return False
-        data = scripted.body.encode() if isinstance(scripted.body, str) else scripted.body
-        await self._send(
-            scripted.status, {**scripted.headers, "content-length": str(len(data))}, data
-        )
-        return True
+        headers = {
+            **scripted.headers,
+            "content-length": str(len(scripted.body)),
+            "connection": "close",
+        }
+        await self._send(scripted.status, headers, scripted.body)
+        return False
+
+    def _reset_connection(self) -> None:
+        """Close with a TCP reset, not an orderly close: the Worker sees a network error."""
+        raw = self.writer.get_extra_info("socket")
+        if raw is not None:
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.writer.transport.abort()
 
     async def _stream(self, events: Iterator[bytes], *, cut: bool) -> bool:
         """Send server-sent events, one HTTP chunk each, each written out before the next."""

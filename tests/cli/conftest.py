@@ -7,9 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cloudflare_fake import API_TOKEN, FakeCloudflare, start
 
 from infra import operate
+from tests.cloudflare_fake import API_TOKEN, FakeCloudflare, serving
 
 
 @pytest.fixture
@@ -17,20 +17,15 @@ def cloudflare_api(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[
     """A running fake Cloudflare API with one gateway, selected through `CLOUDFLARE_BASE_URL`."""
     fake = FakeCloudflare()
     fake.add_gateway()
-    server, thread = start(fake)
-    monkeypatch.setenv("CLOUDFLARE_BASE_URL", fake.api_url)
-    monkeypatch.setenv("CLOUDFLARE_API_TOKEN", API_TOKEN)
-    monkeypatch.delenv("CLOUDFLARE_ACCOUNT_ID", raising=False)
-    monkeypatch.delenv("PULUMI_STACK", raising=False)
-    # The SDK's retries with backoff are its own business; one attempt keeps error paths quick.
-    monkeypatch.setattr(operate, "API_RETRIES", 0)
-    monkeypatch.chdir(tmp_path)  # no stray Pulumi.<stack>.yaml is picked up
-    try:
+    with serving(fake):
+        monkeypatch.setenv("CLOUDFLARE_BASE_URL", fake.api_url)
+        monkeypatch.setenv("CLOUDFLARE_API_TOKEN", API_TOKEN)
+        monkeypatch.delenv("CLOUDFLARE_ACCOUNT_ID", raising=False)
+        monkeypatch.delenv("PULUMI_STACK", raising=False)
+        # The SDK's retries with backoff are its own business; one attempt keeps error paths quick.
+        monkeypatch.setattr(operate, "API_RETRIES", 0)
+        monkeypatch.chdir(tmp_path)  # no stray Pulumi.<stack>.yaml is picked up
         yield fake
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 @pytest.fixture

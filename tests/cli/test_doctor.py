@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-from cloudflare_fake import ACCOUNT_ID, GATEWAY_ID, FakeCloudflare
 
 from infra.cli import main
+from tests.cloudflare_fake import ACCOUNT_ID, GATEWAY_ID, FakeCloudflare
 
 STACK_FILE = f"""\
 config:

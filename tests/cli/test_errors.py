@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from cloudflare_fake import ACCOUNT_ID, API_TOKEN, GATEWAY_ID, FakeCloudflare
 
 from infra.cli import main
+from tests.cloudflare_fake import ACCOUNT_ID, API_TOKEN, GATEWAY_ID, FakeCloudflare
 
 TARGET = ["--account-id", ACCOUNT_ID, "--gateway-id", GATEWAY_ID]
 

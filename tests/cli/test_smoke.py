@@ -5,7 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from cloudflare_fake import (
+
+from infra import settings
+from infra.cli import main
+from infra.render import render_worker
+from infra.workerd import RunningWorker, serve_worker
+from tests.cloudflare_fake import (
     ACCOUNT_ID,
     API_TOKEN,
     GATEWAY_ID,
@@ -13,11 +18,6 @@ from cloudflare_fake import (
     FakeCloudflare,
     key_id,
 )
-
-from infra import settings
-from infra.cli import main
-from infra.render import render_worker
-from infra.workerd import RunningWorker, serve_worker
 
 POOL = ("sk-test-a", "sk-test-b")
 CLIENT_TOKEN = "smoke-client-token-0001"

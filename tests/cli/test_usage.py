@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from cloudflare_fake import ACCOUNT_ID, GATEWAY_ID, FakeCloudflare
 
 from infra.cli import main
+from tests.cloudflare_fake import ACCOUNT_ID, GATEWAY_ID, FakeCloudflare
 
 TARGET = ["--account-id", ACCOUNT_ID, "--gateway-id", GATEWAY_ID]
 NOON = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)

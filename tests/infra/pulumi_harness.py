@@ -7,7 +7,6 @@ import runpy
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,8 @@ from pulumi.runtime import mocks, rpc
 from pulumi.runtime import settings as runtime_settings
 from pulumi.runtime.stack import Stack
 
+from tests.cloudflare_fake import ACCOUNT_ID
+
 # pulumi-cloudflare warns on import about its own deprecated resources, none of which aigw uses.
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -23,9 +24,8 @@ with warnings.catch_warnings():
 
 
 PROGRAM = Path(__file__).resolve().parents[2] / "__main__.py"
-ACCOUNT = "0123456789abcdef0123456789abcdef"
+ACCOUNT = ACCOUNT_ID
 ZONE = "fedcba9876543210fedcba9876543210"
-ACCOUNT_SUBDOMAIN = "example-team"
 RUN_GROUP_ID = "run-group-id-for-tests"
 CREATED_GATEWAY_TOKEN = "created-gateway-token-for-tests"
 GENERATED_CLIENT_TOKEN = "GeneratedClientTokenForTests0123456789abcdefABCD"
@@ -209,38 +209,3 @@ def _record(run: ProgramRun, name: str, value: Any, secret: bool) -> None:
     run.outputs[name] = value
     if secret:
         run.secret_outputs.add(name)
-
-
-class CloudflareApi(BaseHTTPRequestHandler):
-    """Plays `GET /accounts/<id>/workers/subdomain` of the Cloudflare API on loopback."""
-
-    subdomain_status = 200
-    requests: list[tuple[str, str]] = []  # noqa: RUF012 (reset by the fixture per test)
-
-    def do_GET(self) -> None:
-        type(self).requests.append((self.path, self.headers.get("authorization", "")))
-        if self.path == f"/accounts/{ACCOUNT}/workers/subdomain" and self.subdomain_status == 200:
-            body: dict[str, Any] = {
-                "success": True,
-                "errors": [],
-                "messages": [],
-                "result": {"subdomain": ACCOUNT_SUBDOMAIN},
-            }
-            status = 200
-        else:
-            status = self.subdomain_status if self.subdomain_status != 200 else 404
-            body = {
-                "success": False,
-                "errors": [{"code": 10007, "message": "workers.dev subdomain not found"}],
-                "messages": [],
-                "result": None,
-            }
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: object) -> None:
-        """Keep test output quiet."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pulumi
 import pytest
-from pulumi_harness import ACCOUNT, ACCOUNT_SUBDOMAIN, CloudflareApi
+from pulumi_harness import ACCOUNT
 
 from infra.gateway import AI_GATEWAY_RUN, gateway_args, run_permission_group_id, token_policies
 from infra.settings import LogRetention, RateLimit, Settings
@@ -14,6 +14,7 @@ from infra.worker import (
     secret_bindings,
     workers_dev_url,
 )
+from tests.cloudflare_fake import WORKERS_SUBDOMAIN, FakeCloudflare
 
 SETTINGS = Settings(account_id=ACCOUNT, gateway_id="gw", worker_name="wk", providers=("openai",))
 
@@ -98,16 +99,17 @@ def test_token_policy_covers_only_this_account() -> None:
     }
 
 
-def test_lookup_workers_subdomain_reads_the_account(cloudflare_api: type[CloudflareApi]) -> None:
+def test_lookup_workers_subdomain_reads_the_account(cloudflare_api: FakeCloudflare) -> None:
     """The lookup asks the account's workers subdomain with the given token."""
-    assert lookup_workers_subdomain(ACCOUNT, "explicit-token") == ACCOUNT_SUBDOMAIN
+    cloudflare_api.token = "explicit-token"
+    assert lookup_workers_subdomain(ACCOUNT, "explicit-token") == WORKERS_SUBDOMAIN
     assert cloudflare_api.requests == [
         (f"/accounts/{ACCOUNT}/workers/subdomain", "Bearer explicit-token")
     ]
 
 
 def test_lookup_workers_subdomain_error_names_the_fixes(
-    cloudflare_api: type[CloudflareApi],
+    cloudflare_api: FakeCloudflare,
 ) -> None:
     """A refused lookup names the dashboard setting, the token permission and the alternative."""
     cloudflare_api.subdomain_status = 404

@@ -6,9 +6,10 @@ import json
 
 import pulumi
 import pytest
-from pulumi_harness import ACCOUNT, ZONE, CloudflareApi, run_program
+from pulumi_harness import ACCOUNT, ZONE, run_program
 
 import infra.worker
+from tests.cloudflare_fake import FakeCloudflare
 
 KEYS = {"openai": ["sk-test-a"]}
 BASE: dict[str, object] = {"accountId": ACCOUNT, "providerKeys": KEYS}
@@ -120,9 +121,11 @@ def test_errors_about_secrets_never_show_them(config: dict[str, object]) -> None
 
 
 @pytest.mark.parametrize("status", [403, 404])
-def test_missing_workers_subdomain_stops_before_any_resource(status: int) -> None:
+def test_missing_workers_subdomain_stops_before_any_resource(
+    status: int, cloudflare_api: FakeCloudflare
+) -> None:
     """Without a readable workers.dev subdomain the program says what to do and creates nothing."""
-    CloudflareApi.subdomain_status = status
+    cloudflare_api.subdomain_status = status
     run = run_program(BASE, expect_error=True)
     with pytest.raises(pulumi.RunError, match=rf"workers.dev subdomain .*answered {status}"):
         assert run.error is not None
@@ -131,7 +134,7 @@ def test_missing_workers_subdomain_stops_before_any_resource(status: int) -> Non
 
 
 def test_no_cloudflare_credentials_stops_before_any_resource(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, cloudflare_api: FakeCloudflare
 ) -> None:
     """Without any Cloudflare credentials the program names the two ways to give one."""
     for name in ("CLOUDFLARE_API_TOKEN", "CLOUDFLARE_API_KEY", "CLOUDFLARE_EMAIL"):
@@ -141,7 +144,7 @@ def test_no_cloudflare_credentials_stops_before_any_resource(
         assert run.error is not None
         raise run.error
     assert run.registrations == []
-    assert CloudflareApi.requests == []
+    assert cloudflare_api.requests == []
 
 
 def test_unknown_key_from_the_cli_environment_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:

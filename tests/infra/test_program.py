@@ -8,13 +8,11 @@ from typing import Any
 import pytest
 from pulumi_harness import (
     ACCOUNT,
-    ACCOUNT_SUBDOMAIN,
     CREATED_GATEWAY_TOKEN,
     GENERATED_CLIENT_TOKEN,
     PERMISSION_GROUPS_TOKEN,
     RUN_GROUP_ID,
     ZONE,
-    CloudflareApi,
     ProgramRun,
     is_secret_input,
     reveal,
@@ -24,6 +22,7 @@ from pulumi_harness import (
 import infra.render
 import infra.worker
 from infra.settings import load
+from tests.cloudflare_fake import WORKERS_SUBDOMAIN, FakeCloudflare
 
 GATEWAY = "cloudflare:index/aiGateway:AiGateway"
 TOKEN = "cloudflare:index/accountToken:AccountToken"
@@ -225,7 +224,7 @@ def test_workers_dev_route_depends_on_the_script() -> None:
     }
 
 
-def test_custom_domain_replaces_workers_dev() -> None:
+def test_custom_domain_replaces_workers_dev(cloudflare_api: FakeCloudflare) -> None:
     """With customDomain and workersDev false, the Worker is served on the hostname only."""
     run = run_program(MINIMAL | {"customDomain": CUSTOM, "workersDev": "false"})
     assert not run.of_type(SUBDOMAIN)
@@ -239,7 +238,7 @@ def test_custom_domain_replaces_workers_dev() -> None:
     }
     assert run.outputs["url"] == "https://ai.example.com"
     # The workers.dev subdomain is not needed, so the API is not asked for it.
-    assert CloudflareApi.requests == []
+    assert cloudflare_api.requests == []
 
 
 def test_custom_domain_beside_workers_dev_is_the_url() -> None:
@@ -252,7 +251,7 @@ def test_custom_domain_beside_workers_dev_is_the_url() -> None:
 def test_outputs_of_a_default_stack() -> None:
     """The stack exports DESIGN §2's outputs; only clientTokens is secret."""
     run = run_program(MINIMAL, stack="dev")
-    url = f"https://aigw-dev.{ACCOUNT_SUBDOMAIN}.workers.dev"
+    url = f"https://aigw-dev.{WORKERS_SUBDOMAIN}.workers.dev"
     assert run.outputs == {
         "gatewayId": "aigw-dev",
         "gatewayUrl": f"https://gateway.ai.cloudflare.com/v1/{ACCOUNT}/aigw-dev",
@@ -280,10 +279,11 @@ def test_stack_name_gives_default_names() -> None:
     assert run.one(SCRIPT).inputs["scriptName"] == "aigw-prod-eu"
 
 
-def test_account_subdomain_lookup_uses_the_stack_api_token() -> None:
+def test_account_subdomain_lookup_uses_the_stack_api_token(cloudflare_api: FakeCloudflare) -> None:
     """The workers.dev lookup asks this account with `cloudflare:apiToken` when it is set."""
+    cloudflare_api.token = "stack-config-api-token"
     run_program(MINIMAL, other_config={"cloudflare:apiToken": "stack-config-api-token"})
-    assert CloudflareApi.requests == [
+    assert cloudflare_api.requests == [
         (f"/accounts/{ACCOUNT}/workers/subdomain", "Bearer stack-config-api-token")
     ]
 

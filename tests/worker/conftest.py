@@ -21,6 +21,8 @@ CLIENT_TOKENS = {"alice": "tok-test-alice-0001", "bob": "tok-test-bob-000002"}
 GATEWAY_TOKEN = "cfgw-test-token"
 TOKEN = CLIENT_TOKENS["alice"]
 """The client token most tests present."""
+AUTH = {"authorization": f"Bearer {TOKEN}"}
+"""`TOKEN` as the OpenAI SDK sends it."""
 SECRETS = (*OPENAI_KEYS, *ANTHROPIC_KEYS, *CLIENT_TOKENS.values(), GATEWAY_TOKEN)
 """Every secret the Worker is given; none may appear in a response, a header or workerd's log."""
 

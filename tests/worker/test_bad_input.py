@@ -15,6 +15,7 @@ from infra.workerd import RunningWorker
 from tests.upstream import BASE_PATH, FakeGateway
 from tests.worker.conftest import (
     ANTHROPIC_KEYS,
+    AUTH,
     CLIENT_TOKENS,
     GATEWAY_TOKEN,
     OPENAI_KEYS,
@@ -25,7 +26,6 @@ from tests.worker.conftest import (
 )
 
 CHAT = "/v1/chat/completions"
-AUTH = {"authorization": f"Bearer {TOKEN}"}
 SMALL_LIMIT = 1024
 
 
@@ -180,33 +180,30 @@ def _near_misses() -> list[tuple[str, dict[str, str]]]:
     ]
 
 
-@pytest.mark.parametrize(
-    "headers", [case for _, case in _near_misses()], ids=[name for name, _ in _near_misses()]
-)
-def test_malformed_and_near_miss_tokens_are_401(
-    worker: RunningWorker, upstream: FakeGateway, headers: dict[str, str]
-) -> None:
-    """Anything but an exact client token in a place the SDKs use is refused upstream-free."""
-    answer = httpx.post(worker.url + CHAT, json={"model": "gpt-test"}, headers=headers)
-    assert answer.status_code == 401
-    _assert_own_error(answer, 401)
-    assert upstream.requests == []
+REFUSED_TOKENS = [
+    *(
+        pytest.param(CHAT, headers, {"model": "gpt-test"}, id=name)
+        for name, headers in _near_misses()
+    ),
+    pytest.param("/v1/models?key=" + TOKEN, {}, {}, id="query key on openai"),
+    pytest.param("/anthropic/v1/messages", {"x-api-key": TOKEN[:-1]}, {}, id="anthropic near miss"),
+    pytest.param(
+        "/anthropic/v1/messages", {"x-api-key": ANTHROPIC_KEYS[0]}, {}, id="anthropic pool key"
+    ),
+]
 
 
-@pytest.mark.parametrize(
-    ("path", "headers"),
-    [
-        ("/v1/models?key=" + TOKEN, {}),
-        ("/anthropic/v1/messages", {"x-api-key": TOKEN[:-1]}),
-        ("/anthropic/v1/messages", {"x-api-key": ANTHROPIC_KEYS[0]}),
-    ],
-    ids=["query key on openai", "anthropic near miss", "anthropic pool key"],
-)
-def test_tokens_in_the_wrong_place_are_401(
-    worker: RunningWorker, upstream: FakeGateway, path: str, headers: dict[str, str]
+@pytest.mark.parametrize(("path", "headers", "body"), REFUSED_TOKENS)
+def test_wrong_near_miss_and_misplaced_tokens_are_401(
+    worker: RunningWorker,
+    upstream: FakeGateway,
+    path: str,
+    headers: dict[str, str],
+    body: dict[str, str],
 ) -> None:
-    """A token where the provider's SDK would not put it, or a near miss in x-api-key: refused."""
-    answer = httpx.post(worker.url + path, json={}, headers=headers)
+    """Anything but an exact client token where the provider's SDK puts it is refused, and
+    nothing goes upstream."""
+    answer = httpx.post(worker.url + path, json=body, headers=headers)
     assert answer.status_code == 401
     _assert_own_error(answer, 401)
     assert upstream.requests == []

@@ -3,21 +3,36 @@
 from __future__ import annotations
 
 import json
+from contextlib import AbstractContextManager
 
 import httpx
 import pytest
 
 from infra.workerd import RunningWorker
 from tests.upstream import Behaviour, FakeGateway, revoked_message
-from tests.worker.conftest import OPENAI_KEYS, TOKEN, MakeWorker
+from tests.worker.conftest import AUTH, OPENAI_KEYS, MakeWorker
 
 CHAT = "/v1/chat/completions"
-AUTH = {"authorization": f"Bearer {TOKEN}"}
 
 
 def _chat(worker: RunningWorker, **extra: object) -> httpx.Response:
     body = {"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}], **extra}
     return httpx.post(worker.url + CHAT, json=body, headers=AUTH, timeout=30)
+
+
+def _stream(worker: RunningWorker) -> AbstractContextManager[httpx.Response]:
+    """A streamed chat completion through the Worker, to read inside a `with` block."""
+    body = {"model": "gpt-test", "messages": [], "stream": True}
+    return httpx.stream("POST", worker.url + CHAT, json=body, headers=AUTH, timeout=30)
+
+
+def _assert_whole_stream(worker: RunningWorker, chunks: int) -> None:
+    """A streamed chat completion arrives with all its `chunks` deltas, the stop and `[DONE]`."""
+    with _stream(worker) as response:
+        body = response.read()
+    assert response.status_code == 200
+    assert body.count(b"data: ") == chunks + 2
+    assert body.rstrip().endswith(b"data: [DONE]")
 
 
 @pytest.mark.parametrize(
@@ -104,13 +119,7 @@ def test_no_failover_once_the_stream_has_started(
     # The error comes while reading the body, after the 200.
     with (
         pytest.raises(httpx.HTTPError),
-        httpx.stream(
-            "POST",
-            worker.url + CHAT,
-            json={"model": "gpt-test", "messages": [], "stream": True},
-            headers=AUTH,
-            timeout=30,
-        ) as response,
+        _stream(worker) as response,
     ):
         assert response.status_code == 200
         for data in response.iter_bytes():
@@ -126,29 +135,14 @@ def test_client_disconnect_mid_stream_leaves_the_worker_healthy(
     """A client that hangs up mid-stream does not wedge the Worker: the next requests succeed."""
     upstream.stream_chunks = 50
     hold = upstream.hold_next_stream(after=1)
-    with httpx.stream(
-        "POST",
-        worker.url + CHAT,
-        json={"model": "gpt-test", "messages": [], "stream": True},
-        headers=AUTH,
-        timeout=30,
-    ) as response:
+    with _stream(worker) as response:
         first = next(response.iter_lines())
         assert first.startswith("data: ")
         assert json.loads(first[6:])["choices"][0]["delta"]["content"] == "tok0 "
     # Leaving the block closed the connection mid-stream; let the upstream try to go on.
     hold.release.set()
     assert _chat(worker).status_code == 200
-    with httpx.stream(
-        "POST",
-        worker.url + CHAT,
-        json={"model": "gpt-test", "messages": [], "stream": True},
-        headers=AUTH,
-        timeout=30,
-    ) as response:
-        body = response.read()
-    assert body.count(b"data: ") == 50 + 2
-    assert body.rstrip().endswith(b"data: [DONE]")
+    _assert_whole_stream(worker, 50)
     assert httpx.get(worker.url + "/healthz").status_code == 200
 
 
@@ -173,14 +167,4 @@ def test_stream_longer_than_the_timeout_is_not_cut(
     upstream.stream_chunks = 8
     upstream.chunk_delay = 0.1  # 8 chunks of 0.1 s: well past the 300 ms timeout
     worker = make_worker(upstream_timeout_ms=300)
-    with httpx.stream(
-        "POST",
-        worker.url + CHAT,
-        json={"model": "gpt-test", "messages": [], "stream": True},
-        headers=AUTH,
-        timeout=30,
-    ) as response:
-        body = response.read()
-    assert response.status_code == 200
-    assert body.count(b"data: ") == 8 + 2
-    assert body.rstrip().endswith(b"data: [DONE]")
+    _assert_whole_stream(worker, 8)

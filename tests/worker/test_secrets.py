@@ -9,6 +9,7 @@ from infra.workerd import RunningWorker
 from tests.upstream import FakeGateway, revoked_message
 from tests.worker.conftest import (
     ANTHROPIC_KEYS,
+    AUTH,
     GATEWAY_TOKEN,
     OPENAI_KEYS,
     SECRETS,
@@ -17,7 +18,6 @@ from tests.worker.conftest import (
     leaked,
 )
 
-AUTH = {"authorization": f"Bearer {TOKEN}"}
 CHAT = {"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}]}
 MESSAGE = {"model": "claude-test", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]}
 

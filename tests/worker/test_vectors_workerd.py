@@ -10,6 +10,7 @@ import pytest
 
 from infra.render import render_config
 from infra.workerd import serve_worker
+from tests.upstream import FakeGateway
 from tests.vectors.conformance import (
     Case,
     Exchange,
@@ -18,29 +19,30 @@ from tests.vectors.conformance import (
     check_response,
     load_cases,
 )
-from tests.worker.scripted_upstream import ScriptedUpstream
 
 CASES = load_cases()
 CLIENT_TIMEOUT = 30.0
 
 
 @pytest.fixture(scope="module")
-def scripted() -> Iterator[ScriptedUpstream]:
-    """One loopback upstream for the module; each exchange gives it a fresh script."""
-    with ScriptedUpstream() as upstream:
-        yield upstream
+def scripted() -> Iterator[FakeGateway]:
+    """One fake gateway for the module that answers only from each exchange's script."""
+    with FakeGateway() as gateway:
+        gateway.strict_script = True
+        yield gateway
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
-def test_worker_meets_vector(case: Case, scripted: ScriptedUpstream) -> None:
+def test_worker_meets_vector(case: Case, scripted: FakeGateway) -> None:
     """workerd answers every exchange of the case as expected, sends the expected attempts, and
     logs no secret."""
     source = render_config(case.config(scripted.url))
     with serve_worker(source, case.bindings) as worker:
         for exchange in case.exchanges:
-            scripted.script(list(exchange.upstream))
+            scripted.reset()
+            scripted.script(*exchange.upstream)
             check_response(case, exchange, _send(worker.url, exchange))
-            seen = [Observed(s.method, s.target, s.headers, s.body) for s in scripted.seen]
+            seen = [Observed(r.method, r.target, r.headers, r.body) for r in scripted.requests]
             check_attempts(case, exchange, seen)
         log = worker.log_path.read_text(encoding="utf-8", errors="replace")
     leaked = [secret for secret in case.secrets() if secret in log]

@@ -1,10 +1,12 @@
-"""A loopback server that plays the Cloudflare API (and the AI Gateway) for the `aigw` CLI tests."""
+"""A loopback server playing the Cloudflare API (and the AI Gateway) for the CLI and infra tests."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -14,6 +16,8 @@ from urllib.parse import parse_qs, urlsplit
 ACCOUNT_ID = "0123456789abcdef0123456789abcdef"
 GATEWAY_ID = "aigw-dev"
 API_TOKEN = "cf-test-token"
+WORKERS_SUBDOMAIN = "example-team"
+"""The account's workers.dev subdomain (`<worker>.example-team.workers.dev`)."""
 GATEWAY_TOKEN = "gw-test-token"
 API_PREFIX = "/client/v4"
 GATEWAY_PREFIX = "/gateway/v1"
@@ -47,7 +51,12 @@ class FakeCloudflare:
     """False: the gateway answers but writes no log (as with collect logs off)."""
     gateway_sends_log_id: bool = True
     """False: the `cf-aig-log-id` header is missing from gateway responses."""
+    subdomain_status: int = 200
+    """What `GET /accounts/<id>/workers/subdomain` answers; not 200: that status, no subdomain."""
     calls: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    """Path below `API_PREFIX` and query of every API call, in order."""
+    requests: list[tuple[str, str]] = field(default_factory=list)
+    """Path below `API_PREFIX` and authorization header of every API call, in order."""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -179,12 +188,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(404, {"error": "not found"})
             return
         path = split.path[len(API_PREFIX) :]
+        presented = self.headers.get("authorization", "")
         with fake.lock:
             fake.calls.append((path, query))
+            fake.requests.append((path, presented))
         if fake.error_page_status is not None:
             self._send(fake.error_page_status, HTML_ERROR_PAGE, "text/html")
             return
-        presented = self.headers.get("authorization", "")
         authorized = presented == f"Bearer {fake.token}"
         parts = path.strip("/").split("/")
         if parts == ["user", "tokens", "verify"]:
@@ -218,6 +228,12 @@ class _Handler(BaseHTTPRequestHandler):
                 200,
                 _envelope({"id": "a267e341f3dd4697bd3b9f71dd96247f", "status": fake.token_status}),
             )
+        elif rest == ["workers", "subdomain"]:
+            if fake.subdomain_status != 200:
+                message = "workers.dev subdomain not found"
+                self._json(fake.subdomain_status, _failure(10007, message))
+                return
+            self._json(200, _envelope({"subdomain": WORKERS_SUBDOMAIN}))
         elif rest[:2] == ["ai-gateway", "gateways"] and len(rest) >= 3:
             gateway = fake.gateways.get(rest[2])
             if gateway is None:
@@ -343,11 +359,18 @@ def key_id(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:8]
 
 
-def start(fake: FakeCloudflare) -> tuple[ThreadingHTTPServer, threading.Thread]:
-    """Serve `fake` on a free loopback port and set its `url`."""
+@contextmanager
+def serving(fake: FakeCloudflare) -> Iterator[FakeCloudflare]:
+    """Serve `fake` on a free loopback port (setting its `url`) until the block ends."""
     server = _Server(("127.0.0.1", 0), _Handler)
     server.fake = fake
     fake.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    # A short poll keeps shutdown quick: the infra tests start one server per test.
+    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
     thread.start()
-    return server, thread
+    try:
+        yield fake
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
