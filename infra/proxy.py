@@ -35,9 +35,17 @@ KEY_REJECTED_STATUSES = (401, 402, 403)
 RATE_LIMITED_COOLDOWN_MS = 10_000
 """How long a key rests after a 429 that carried no usable `Retry-After`."""
 REJECTED_COOLDOWN_MS = 900_000
-"""How long a key rests after a 401, 402 or 403."""
+"""How long a key rests after a 401, 402 or 403 (once another key answered that request)."""
 MAX_COOLDOWN_MS = 3_600_000
 """The longest rest a `Retry-After` can impose, so a bogus date cannot retire a key for good."""
+KEY_INVALID_REASONS = {"google-ai-studio": "API_KEY_INVALID"}
+"""Providers that refuse a bad key with 400 rather than 401, and the `reason` their error names.
+
+Google AI Studio answers a revoked or unknown key with `400 INVALID_ARGUMENT` and an ErrorInfo
+detail whose reason is `API_KEY_INVALID`: without this, one revoked key would fail its share of
+requests for good instead of failing over."""
+KEY_INVALID_PEEK_BYTES = 8_192
+"""The largest 400 body read to look for such a reason; a larger one is passed through unread."""
 
 CLIENT_KEY_HEADERS = tuple(
     sorted({"authorization"} | {h for p in PROVIDERS.values() for h in p.client_key_headers})
@@ -114,6 +122,7 @@ CORS_EXPOSED_HEADERS = (
     "x-request-id",
 )
 CORS_MAX_AGE = "86400"
+CORS_HEADER_PREFIX = "access-control-"
 ERROR_TYPES = {
     401: "authentication_error",
     404: "invalid_request_error",
@@ -289,8 +298,10 @@ def route(config: WorkerConfig, path: str, query: str) -> Route | None:
 
 def query_without_key(query: str) -> str:
     """The query string without its `key` parameters (Google's key place), others untouched."""
-    kept = [part for part in query.split("&") if percent_decode(part.partition("=")[0]) != "key"]
-    return "&".join(part for part in kept if part)
+    parts = query.split("&")
+    kept = [part for part in parts if percent_decode(part.partition("=")[0]) != "key"]
+    # A query without `key` goes upstream byte for byte.
+    return query if len(kept) == len(parts) else "&".join(part for part in kept if part)
 
 
 def query_keys(query: str) -> list[str]:
@@ -304,14 +315,18 @@ def query_keys(query: str) -> list[str]:
 
 
 def client_candidates(provider: Provider, headers: Mapping[str, str], query: str) -> list[str]:
-    """Every token the client presented, in order: bearer, the provider's header, `?key=`."""
+    """Every token the client presented, in order: bearer, the provider's header, `?key=`.
+
+    One candidate per place at most: a query of thousands of `key=` values must not buy an
+    unauthenticated client thousands of hashes.
+    """
     candidates = []
     bearer = _BEARER.fullmatch(headers.get("authorization", ""))
     if bearer:
         candidates.append(bearer.group(1))
     candidates += [headers[h] for h in provider.client_key_headers if headers.get(h)]
     if provider.client_key_query:
-        candidates += [value for value in query_keys(query) if value]
+        candidates += [value for value in query_keys(query) if value][:1]
     return candidates
 
 
@@ -355,6 +370,29 @@ def cooldown_ms(status: int, headers: Mapping[str, str], now_ms: int) -> int:
     return 0
 
 
+def key_invalid_400(slug: str, status: int, body: bytes) -> bool:
+    """Whether an answer is the provider's 400 refusing the key itself (`KEY_INVALID_REASONS`).
+
+    The reason is read from the structured `error.details[].reason`, never searched for in the
+    text: Google echoes unknown field names of the request in its 400 messages, so a client could
+    otherwise make any 400 look like a refused key.
+    """
+    reason = KEY_INVALID_REASONS.get(slug)
+    if status != 400 or reason is None or len(body) > KEY_INVALID_PEEK_BYTES:
+        return False
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return False
+    if isinstance(document, list) and document:
+        document = document[0]
+    error = document.get("error") if isinstance(document, dict) else None
+    details = error.get("details") if isinstance(error, dict) else None
+    if not isinstance(details, list):
+        return False
+    return any(isinstance(detail, dict) and detail.get("reason") == reason for detail in details)
+
+
 def is_failover(status: int) -> bool:
     """Whether another key may get a better answer than this status."""
     return status in FAILOVER_STATUSES or 500 <= status <= 599
@@ -374,6 +412,31 @@ def forwarded_headers(headers: Mapping[str, str]) -> dict[str, str]:
 def cache_key(method: str, upstream_path: str, body: bytes) -> str:
     """The shared gateway cache key: the same request shares one entry whichever key sends it."""
     return hashlib.sha256(f"{method}\n{upstream_path}\n".encode() + body).hexdigest()
+
+
+def client_cache_key(client: str, value: str) -> str:
+    """A client's own `cf-aig-cache-key`, scoped to that client.
+
+    Forwarded as is, a client could store any answer under the key the Worker computes for
+    another request (or another client's key) and so poison what other clients get from the
+    cache. A client name has no `:`, and the Worker's own keys are bare hex, so none can collide.
+    """
+    return f"{client}:{value}"
+
+
+def scrubbed_headers(headers: Mapping[str, str], secrets: tuple[str, ...]) -> dict[str, str]:
+    """An upstream's response headers without CORS headers and without any header quoting a secret.
+
+    CORS is the Worker's alone to grant (an upstream's `access-control-allow-origin: *` would
+    open a listed-origins Worker to every page), and a header echoing the pool key or the
+    gateway token must not reach the client.
+    """
+    return {
+        name: value
+        for name, value in headers.items()
+        if not name.startswith(CORS_HEADER_PREFIX)
+        and not any(secret in value for secret in secrets if secret)
+    }
 
 
 def error(
@@ -400,7 +463,9 @@ def cors_origin(config: WorkerConfig, origin: str | None) -> str | None:
         return None
     if "*" in config.cors_origins:
         return "*"
-    return origin if origin in config.cors_origins else None
+    # Settings accept listed origins in any case; browsers send scheme and host in lower case.
+    listed = {allowed.lower() for allowed in config.cors_origins}
+    return origin if origin.lower() in listed else None
 
 
 def with_cors(config: WorkerConfig, origin: str | None, response: Response) -> Response:
@@ -550,8 +615,9 @@ class Isolate:
                 "no_provider_keys",
                 f"no API keys are configured for {provider.slug} (binding {provider.binding})",
             )
-        if provider.client_key_query:
-            matched = Route(provider, matched.rest, query_without_key(matched.query))
+        # `?key=` is cleared on every route: a client token there must not reach a provider
+        # (or the gateway's logs) whichever route it was sent to.
+        matched = Route(provider, matched.rest, query_without_key(matched.query))
         return self._attempts(request, headers, matched, client, pool, send)
 
     def _attempts(
@@ -569,13 +635,20 @@ class Isolate:
         gateway_token = self.env.get("GATEWAY_TOKEN", "").strip()
         if gateway_token:
             base["cf-aig-authorization"] = f"Bearer {gateway_token}"
-        if self.config.cache and "cf-aig-cache-key" not in headers:
+        if "cf-aig-cache-key" in headers:
+            base["cf-aig-cache-key"] = client_cache_key(client, headers["cf-aig-cache-key"])
+        elif self.config.cache:
             base["cf-aig-cache-key"] = cache_key(request.method, upstream_path, request.body)
         # GET carries no body upstream; DELETE only if it has one.
         sends_body = request.method == "POST" or (request.method == "DELETE" and request.body)
         body = request.body if sends_body else None
         start = pool.start()
         tried: set[str] = set()
+        # Keys refused (401/402/403) in this request. They rest only once another key answers
+        # the same request without a refusal: when every key is refused, the request (a bogus
+        # OpenAI-Organization, say) or the gateway's own auth is at fault, not the keys, and
+        # resting them all would let any client retire the whole pool.
+        refused: list[str] = []
         # The last attempt's answer; None when it did not reach the gateway.
         answer: UpstreamResponse | None = None
         for _ in range(self.config.max_attempts):
@@ -602,11 +675,24 @@ class Isolate:
                 continue
             answer = result
             now = self.clock_ms()
-            rest = cooldown_ms(answer.status, answer.headers, now)
-            if rest:
-                pool.rest(key, now + rest)
-            if not is_failover(answer.status):
-                return Response(answer.status, answer.headers, answer.body)
+            # A provider's 400 refusing the key counts as a 401 (it is passed through if last).
+            key_invalid = key_invalid_400(provider.slug, answer.status, answer.body)
+            status = 401 if key_invalid else answer.status
+            if status in KEY_REJECTED_STATUSES:
+                refused.append(key)
+            else:
+                for refused_key in refused:
+                    pool.rest(refused_key, now + REJECTED_COOLDOWN_MS)
+                refused.clear()
+                rest = cooldown_ms(answer.status, answer.headers, now)
+                if rest:
+                    pool.rest(key, now + rest)
+            if not is_failover(status):
+                kept = scrubbed_headers(answer.headers, (*pool.keys, gateway_token))
+                return Response(answer.status, kept, answer.body)
+        if answer is not None:
+            kept = scrubbed_headers(answer.headers, (*pool.keys, gateway_token))
+            answer = UpstreamResponse(answer.status, kept, answer.body)
         return _final(answer, provider)
 
 
@@ -633,8 +719,9 @@ def _final(answer: UpstreamResponse | None, provider: Provider) -> Response:
         return error(
             answer.status,
             "upstream_key_rejected",
-            f"{provider.slug} refused every API key tried for this request; "
-            "the operator should check the key pool",
+            f"{provider.slug} refused this request with every API key tried: the keys may be "
+            "revoked (the operator should check the key pool), or the request itself is not "
+            "allowed (an OpenAI-Organization or OpenAI-Project header, say)",
             kept,
             kind=UPSTREAM_ERROR_TYPE,
         )

@@ -17,9 +17,11 @@ from infra.proxy import (
     UpstreamResponse,
     WorkerConfig,
     cooldown_ms,
+    key_invalid_400,
     parse_client_tokens,
     path_is_contained,
     retry_after_ms,
+    scrubbed_headers,
     split_list,
 )
 from infra.settings import load
@@ -181,3 +183,42 @@ def test_gateway_url_has_no_trailing_slash() -> None:
     settings, _ = load({"accountId": "0" * 32, "providerKeys": {"openai": ["x"]}}, "unit")
     config = WorkerConfig.from_settings(settings, gateway_url="http://127.0.0.1:9/gw/")
     assert config.gateway_url == "http://127.0.0.1:9/gw"
+
+
+_REASON = b'{"error":{"code":400,"details":[{"reason":"API_KEY_INVALID"}]}}'
+
+
+@pytest.mark.parametrize(
+    ("slug", "status", "body", "expected"),
+    [
+        ("google-ai-studio", 400, _REASON, True),
+        ("google-ai-studio", 400, b"[" + _REASON + b"]", True),
+        ("google-ai-studio", 401, _REASON, False),
+        ("openai", 400, _REASON, False),
+        ("google-ai-studio", 400, b'{"error":{"message":"reason API_KEY_INVALID"}}', False),
+        ("google-ai-studio", 400, b'{"error":{"details":{"reason":"API_KEY_INVALID"}}}', False),
+        ("google-ai-studio", 400, b'{"error":{"details":["API_KEY_INVALID"]}}', False),
+        ("google-ai-studio", 400, b"API_KEY_INVALID", False),
+        ("google-ai-studio", 400, b"[]", False),
+        ("google-ai-studio", 400, b"null", False),
+        ("google-ai-studio", 400, _REASON[:-1] + b" " * 9000 + b"}", False),
+    ],
+)
+def test_key_invalid_400_reads_only_the_structured_reason(
+    slug: str, status: int, body: bytes, expected: bool
+) -> None:
+    """Only a small 400 whose error.details[].reason names the provider's key refusal counts."""
+    assert key_invalid_400(slug, status, body) is expected
+
+
+def test_scrubbed_headers_drop_cors_and_secret_echoes() -> None:
+    """Upstream CORS headers and any header quoting a secret are dropped; an empty secret is no
+    secret (it would match every header)."""
+    headers = {
+        "access-control-allow-origin": "*",
+        "x-echo": "Bearer sk-test-a",
+        "x-request-id": "req-1",
+        "content-type": "application/json",
+    }
+    kept = scrubbed_headers(headers, ("sk-test-a", ""))
+    assert kept == {"x-request-id": "req-1", "content-type": "application/json"}
