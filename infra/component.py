@@ -9,6 +9,7 @@ import pulumi
 import pulumi_cloudflare as cloudflare
 
 from infra import gateway, worker
+from infra.render import render_worker
 from infra.settings import GATEWAY_HOST, Secrets, Settings
 
 COMPONENT_TYPE = "aigw:index:Gateway"
@@ -49,7 +50,8 @@ class AigwGateway(pulumi.ComponentResource):
         if settings.custom_domain is None and args.workers_subdomain is None:
             raise ValueError("a Worker served only on workers.dev needs args.workers_subdomain")
         # Rendered before anything is registered, so a template error leaves nothing half made.
-        content = worker.worker_source(settings)
+        # Only `settings` goes in: the Worker's source never holds a secret.
+        content = render_worker(settings)
         super().__init__(COMPONENT_TYPE, name, {}, opts)
 
         ai_gateway = gateway.create_gateway(name, settings, self)
@@ -77,13 +79,12 @@ class AigwGateway(pulumi.ComponentResource):
 
         provider_keys = secrets.provider_keys
         # Secret as a whole: the engine keeps every binding value encrypted in state.
-        plain_bindings: pulumi.Output[list[cloudflare.WorkersScriptBindingArgsDict]] = (
-            pulumi.Output.all(client_tokens, gateway_token).apply(
-                lambda values: worker.secret_bindings(provider_keys, values[0], values[1])
-            )
-        )
         bindings: pulumi.Output[list[cloudflare.WorkersScriptBindingArgsDict]] = (
-            pulumi.Output.secret(plain_bindings)
+            pulumi.Output.secret(
+                pulumi.Output.all(client_tokens, gateway_token).apply(
+                    lambda values: worker.secret_bindings(provider_keys, values[0], values[1])
+                )
+            )
         )
         # The script waits for the gateway so that its first request finds one to call.
         script = worker.create_script(

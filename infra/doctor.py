@@ -16,13 +16,6 @@ from rich.markup import escape
 from infra import operate
 from infra.settings import Settings
 
-_MARKS = {
-    "ok": "[green]ok  [/]",
-    "warn": "[yellow]warn[/]",
-    "fail": "[red]FAIL[/]",
-    "skip": "[dim]skip[/]",
-}
-
 
 @dataclass(frozen=True)
 class Check:
@@ -87,6 +80,7 @@ def check_token(client: cloudflare.Cloudflare, target: operate.Target) -> Check:
     """The token is known to Cloudflare and active (user-owned or account-owned)."""
     fix = f"create a token at {operate.TOKEN_PAGE} and export it as {operate.TOKEN_ENV}"
     refused = (cloudflare.AuthenticationError, cloudflare.PermissionDeniedError)
+    doing = "verifying the token"
     try:
         verified: Any = client.user.tokens.verify()
         kind = "user token"
@@ -96,11 +90,11 @@ def check_token(client: cloudflare.Cloudflare, target: operate.Target) -> Check:
             verified = client.accounts.tokens.verify(account_id=target.account_id)
             kind = "account token"
         except refused:
-            return Check("token", "fail", _reason(user_error, "verifying the token"), fix)
+            return Check("token", "fail", operate.describe_api_error(user_error, doing), fix)
         except cloudflare.APIError as error:
-            return Check("token", "fail", _reason(error, "verifying the token"), fix)
+            return Check("token", "fail", operate.describe_api_error(error, doing), fix)
     except cloudflare.APIError as error:
-        return Check("token", "fail", _reason(error, "verifying the token"), fix)
+        return Check("token", "fail", operate.describe_api_error(error, doing), fix)
     status = getattr(verified, "status", "unknown")
     if status != "active":
         return Check("token", "fail", f"the token is {status}", fix)
@@ -125,7 +119,7 @@ def check_account(client: cloudflare.Cloudflare, target: operate.Target) -> Chec
         return Check(
             "account",
             "fail",
-            _reason(error, f"reading account {target.account_id}"),
+            operate.describe_api_error(error, f"reading account {target.account_id}"),
             f"check --account-id, aigw:accountId or {operate.ACCOUNT_ENV}",
         )
     name = account.name if account is not None else "?"
@@ -144,7 +138,7 @@ def check_gateway(
             stack = f" --stack {target.stack}" if target.stack else ""
             fix = f"check --gateway-id / aigw:gatewayId, or deploy it: pulumi up{stack}"
         else:
-            detail = _reason(error, f"reading gateway {target.gateway_id!r}")
+            detail = operate.describe_api_error(error, f"reading gateway {target.gateway_id!r}")
             fix = f"give {operate.TOKEN_ENV} the AI Gateway Read permission on this account"
         return Check("gateway", "fail", detail, fix), None
     return Check("gateway", "ok", f"{gateway.id} exists"), gateway
@@ -204,7 +198,7 @@ def check_health(url: str | None) -> Check:
         return Check("worker", "skip", "not checked: pass --url to check the Worker's /healthz")
     health = url.rstrip("/") + "/healthz"
     try:
-        response = operate.http_get(health)
+        response = httpx.get(health, timeout=operate.HTTP_TIMEOUT, follow_redirects=False)
     except httpx.HTTPError as error:
         return Check(
             "worker",
@@ -222,16 +216,12 @@ def check_health(url: str | None) -> Check:
     return Check("worker", "ok", f"{health} answered 200")
 
 
-def _reason(error: cloudflare.APIError, doing: str) -> str:
-    return operate.describe_api_error(error, doing)
-
-
 def print_report(checks: list[Check]) -> None:
     """One line per check: mark, name, detail, and the fix when there is one."""
     console = Console(highlight=False, soft_wrap=True)
     width = max(len(check.name) for check in checks)
     for check in checks:
-        line = f"{_MARKS[check.status]} {check.name.ljust(width)}  {escape(check.detail)}"
+        line = f"{operate.MARKS[check.status]} {check.name.ljust(width)}  {escape(check.detail)}"
         if check.fix:
             line += f" [dim]→ {escape(check.fix)}[/]"
         console.print(line)

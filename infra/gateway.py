@@ -13,7 +13,7 @@ from infra.settings import Settings
 
 AI_GATEWAY_RUN = "AI Gateway Run"
 """The account permission group that lets a token send requests through an authenticated gateway."""
-TOKEN_LIST_LIMIT = 1000
+PERMISSION_GROUPS_LIMIT = 1000
 """How many permission groups the lookup fetches (the account has a few hundred)."""
 
 
@@ -90,7 +90,7 @@ def create_gateway_token(
     """An account API token that can only run requests through this account's gateways."""
     groups = cloudflare.get_account_api_token_permission_groups_list_output(
         account_id=settings.account_id,
-        max_items=TOKEN_LIST_LIMIT,
+        max_items=PERMISSION_GROUPS_LIMIT,
         opts=pulumi.InvokeOutputOptions(parent=parent),
     )
     group_id = groups.results.apply(run_permission_group_id)

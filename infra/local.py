@@ -168,7 +168,7 @@ def _run_render(args: argparse.Namespace) -> int:
         else:
             args.output.write_text(source, encoding="utf-8")
     except (LocalError, StackFileError, OSError) as error:
-        return _fail("render", error)
+        return _print_error("render", error)
     return 0
 
 
@@ -176,18 +176,20 @@ def _run_dev(args: argparse.Namespace) -> int:
     """`aigw dev`: serve the rendered Worker in workerd until SIGINT or SIGTERM."""
     stop = threading.Event()
     previous = {
-        signum: signal.signal(signum, _setter(stop)) for signum in (signal.SIGINT, signal.SIGTERM)
+        signum: signal.signal(signum, _stop_on_signal(stop))
+        for signum in (signal.SIGINT, signal.SIGTERM)
     }
     try:
         return _serve(args, stop)
     except (LocalError, StackFileError, WorkerdError, OSError) as error:
-        return _fail("dev", error)
+        return _print_error("dev", error)
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
 
 
 def _serve(args: argparse.Namespace, stop: threading.Event) -> int:
+    """Check the input, then serve the Worker until `stop` is set."""
     if not 0 <= args.port <= 65535:
         raise LocalError(f"--port {args.port} is outside 0-65535")
     gateway_url = check_upstream(args.upstream) if args.upstream is not None else None
@@ -262,7 +264,7 @@ def _check_port_free(port: int) -> None:
             ) from None
 
 
-def _setter(stop: threading.Event) -> Callable[[int, FrameType | None], None]:
+def _stop_on_signal(stop: threading.Event) -> Callable[[int, FrameType | None], None]:
     """A signal handler that asks the serving loop to stop (it then stops workerd in order)."""
 
     def handle(signum: int, frame: FrameType | None) -> None:
@@ -278,6 +280,7 @@ def _configured_providers(value: object, bindings: Mapping[str, str]) -> list[st
     return [slug for slug, provider in PROVIDERS.items() if provider.binding in bindings]
 
 
-def _fail(command: str, error: BaseException) -> int:
+def _print_error(command: str, error: BaseException) -> int:
+    """Print `aigw <command>: error: <error>` to stderr; the exit status is 1."""
     print(f"aigw {command}: error: {error}", file=sys.stderr)
     return 1

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import cloudflare
-import httpx
 from rich.console import Console
 from rich.markup import escape
 
@@ -34,6 +33,13 @@ API_RETRIES = 2
 HTTP_TIMEOUT = 30.0
 
 Status = Literal["ok", "warn", "fail", "skip"]
+MARKS: dict[Status, str] = {
+    "ok": "[green]ok  [/]",
+    "warn": "[yellow]warn[/]",
+    "fail": "[red]FAIL[/]",
+    "skip": "[dim]skip[/]",
+}
+"""How doctor and smoke mark a line of their report; all four are as wide."""
 Handler = Callable[[argparse.Namespace], int]
 
 
@@ -54,6 +60,7 @@ class Target:
 
 def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
     """Register `doctor`, `usage` and `smoke`, each with a `handler` taking the parsed args."""
+    # Imported here, not at the top: each of the three imports this module.
     from infra import doctor, smoke, usage
 
     doctor.add_command(commands)
@@ -139,6 +146,7 @@ def resolve_target(args: argparse.Namespace) -> Target:
 
 
 def _text(value: object) -> str | None:
+    """A non-empty string from the stack file, else None."""
     return value if isinstance(value, str) and value else None
 
 
@@ -214,11 +222,6 @@ def _root_cause(error: BaseException) -> str:
         reason = inner
     text = str(reason).strip()
     return text.splitlines()[0] if text and reason is not error else "connection failed"
-
-
-def http_get(url: str) -> httpx.Response:
-    """A plain GET with the command's timeout (used for the Worker's `/healthz`)."""
-    return httpx.get(url, timeout=HTTP_TIMEOUT, follow_redirects=False)
 
 
 def print_json(document: object) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -64,6 +65,8 @@ BINDING_NAMES = (
     GATEWAY_TOKEN,
 )
 """Every secret binding the Worker reads (DESIGN §3)."""
+BINDING_SEPARATORS = re.compile(r"[\s,]+")
+"""What separates the entries of a secret binding (DESIGN §3): a key or token holding one splits."""
 
 
 def secret_values(

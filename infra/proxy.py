@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Literal
 
-from infra.providers import PROVIDERS, Provider
+from infra.providers import BINDING_SEPARATORS, CLIENT_TOKENS, GATEWAY_TOKEN, PROVIDERS, Provider
 from infra.settings import Settings
 
 PROXIED_METHODS = ("GET", "POST", "DELETE")
@@ -132,7 +132,6 @@ ERROR_TYPES = {
 """The OpenAI error `type` of the Worker's own errors by status; others are upstream errors."""
 UPSTREAM_ERROR_TYPE = "upstream_error"
 
-_SEPARATORS = re.compile(r"[\s,]+")
 _BEARER = re.compile(r"bearer +([^ \t]+)", re.IGNORECASE)
 _ENCODED_SEPARATOR = re.compile(r"%(?:2f|5c)", re.IGNORECASE)
 _PERCENT = re.compile(r"%([0-9a-fA-F]{2})")
@@ -239,7 +238,7 @@ class Route:
 
 def split_list(value: str | None) -> tuple[str, ...]:
     """A secret binding's entries: separated by commas, white space or new lines (DESIGN §3)."""
-    entries = [entry for entry in _SEPARATORS.split(value or "") if entry]
+    entries = [entry for entry in BINDING_SEPARATORS.split(value or "") if entry]
     return tuple(dict.fromkeys(entries))
 
 
@@ -577,6 +576,7 @@ class Isolate:
         return with_cors(self.config, origin, self._handle(request, headers, send))
 
     def _handle(self, request: ClientRequest, headers: dict[str, str], send: Send) -> Response:
+        """Route, authenticate and size-check a request before any attempt goes upstream."""
         path, query = split_target(request.target)
         if path == "/healthz":
             if request.method != "GET":
@@ -595,7 +595,7 @@ class Isolate:
             return _method_not_allowed(request.method)
         provider = matched.provider
         candidates = client_candidates(provider, headers, query)
-        client = authenticate(candidates, parse_client_tokens(self.env.get("CLIENT_TOKENS")))
+        client = authenticate(candidates, parse_client_tokens(self.env.get(CLIENT_TOKENS)))
         if client is None:
             return error(
                 401,
@@ -629,10 +629,11 @@ class Isolate:
         pool: KeyPool,
         send: Send,
     ) -> Response:
+        """Try keys in rotation until one gets an answer no other key could better."""
         provider = matched.provider
         upstream_path = matched.upstream_path()
         base = forwarded_headers(headers)
-        gateway_token = self.env.get("GATEWAY_TOKEN", "").strip()
+        gateway_token = self.env.get(GATEWAY_TOKEN, "").strip()
         if gateway_token:
             base["cf-aig-authorization"] = f"Bearer {gateway_token}"
         if "cf-aig-cache-key" in headers:

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal, NoReturn, cast
 
-from infra.providers import PROVIDERS
+from infra.providers import BINDING_SEPARATORS, PROVIDERS
 
 NAMESPACE = "aigw"
 GATEWAY_HOST = "gateway.ai.cloudflare.com"
@@ -24,12 +24,12 @@ _HOSTNAME = re.compile(
 )
 _ORIGIN = re.compile(r"https?://[a-z0-9.-]+(?::[0-9]{1,5})?", re.IGNORECASE)
 _CLIENT_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-# Separators of the secret bindings (DESIGN §3): a value containing one would split in two.
-_SEPARATOR = re.compile(r"[\s,]")
 
 MIN_CLIENT_TOKEN_LENGTH = 16
 MAX_CACHE_TTL = 30 * 24 * 3600
+DEFAULT_MAX_ATTEMPTS = 3
 MAX_ATTEMPTS = 10
+DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
 MAX_BODY_BYTES = 100 * 1024 * 1024  # the Workers request-body limit on the Free and Pro plans
 LOG_RETENTION_RANGE = (10_000, 10_000_000)  # what the AI Gateway API accepts for log_management
 
@@ -101,8 +101,8 @@ class Settings:
     workers_dev: bool = True
     custom_domain: CustomDomain | None = None
     cors_origins: tuple[str, ...] = ("*",)
-    max_attempts: int = 3
-    max_body_bytes: int = 32 * 1024 * 1024
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     protect: bool = False
     """Protect the gateway from `pulumi destroy` (production stacks)."""
 
@@ -158,8 +158,8 @@ def load(raw: Mapping[str, object], stack: str) -> tuple[Settings, Secrets]:
         workers_dev=reader.boolean("workersDev", True),
         custom_domain=reader.custom_domain(),
         cors_origins=reader.cors_origins(),
-        max_attempts=reader.integer("maxAttempts", 3, 1, MAX_ATTEMPTS),
-        max_body_bytes=reader.integer("maxBodyBytes", 32 * 1024 * 1024, 1, MAX_BODY_BYTES),
+        max_attempts=reader.integer("maxAttempts", DEFAULT_MAX_ATTEMPTS, 1, MAX_ATTEMPTS),
+        max_body_bytes=reader.integer("maxBodyBytes", DEFAULT_MAX_BODY_BYTES, 1, MAX_BODY_BYTES),
         protect=reader.boolean("protect", False),
     )
     if not settings.workers_dev and settings.custom_domain is None:
@@ -177,10 +177,12 @@ def load(raw: Mapping[str, object], stack: str) -> tuple[Settings, Secrets]:
 
 
 def _fail(key: str, given: str, allowed: str) -> NoReturn:
+    """Raise the one message shape: the key, what was given, what is allowed."""
     raise SettingsError(f"{NAMESPACE}:{key}: got {given}; {allowed}")
 
 
 def _show(value: object) -> str:
+    """A non-secret value as an error message shows it: text quoted, anything else as JSON."""
     return json.dumps(value) if not isinstance(value, str) else repr(value)
 
 
@@ -190,11 +192,9 @@ class _Reader:
     def __init__(self, raw: Mapping[str, object]) -> None:
         self._raw = raw
 
-    def _get(self, key: str) -> object:
-        return self._raw.get(key)
-
     def _structured(self, key: str, kind: str) -> object:
-        value = self._get(key)
+        """The value of `key`, decoded when it is JSON text; `kind` says what is expected."""
+        value = self._raw.get(key)
         if isinstance(value, str):
             try:
                 return json.loads(value)
@@ -204,7 +204,7 @@ class _Reader:
         return value
 
     def account_id(self) -> str:
-        value = self._get("accountId")
+        value = self._raw.get("accountId")
         if value is None or value == "":
             _fail(
                 "accountId",
@@ -216,7 +216,7 @@ class _Reader:
         return value
 
     def name(self, key: str, pattern: re.Pattern[str], limit: int, default: str) -> str:
-        value = self._get(key)
+        value = self._raw.get(key)
         if value is None:
             return default
         if not isinstance(value, str) or not pattern.fullmatch(value):
@@ -229,13 +229,13 @@ class _Reader:
         return value
 
     def integer(self, key: str, default: int, low: int, high: int) -> int:
-        value = self._get(key)
+        value = self._raw.get(key)
         if value is None:
             return default
         return _whole(key, value, low, high)
 
     def boolean(self, key: str, default: bool) -> bool:
-        value = self._get(key)
+        value = self._raw.get(key)
         if value is None:
             return default
         if isinstance(value, bool):
@@ -346,7 +346,7 @@ class _Reader:
                 where = f"providerKeys.{slug}[{position}]"
                 if not isinstance(key, str) or not key:
                     _fail(where, "an empty or non-string key", "expected the key as a string")
-                if _SEPARATOR.search(key):
+                if BINDING_SEPARATORS.search(key):
                     _fail(
                         where, "a key containing white space or a comma", "keys are single tokens"
                     )
@@ -388,10 +388,10 @@ class _Reader:
             if len(token) < MIN_CLIENT_TOKEN_LENGTH:
                 _fail(
                     f"clientTokens.{name}",
-                    "a token shorter than 16 characters",
+                    f"a token shorter than {MIN_CLIENT_TOKEN_LENGTH} characters",
                     f"use at least {MIN_CLIENT_TOKEN_LENGTH} random characters",
                 )
-            if _SEPARATOR.search(token):
+            if BINDING_SEPARATORS.search(token):
                 _fail(
                     f"clientTokens.{name}",
                     "a token containing white space or a comma",
@@ -407,10 +407,10 @@ class _Reader:
         return dict(cast(dict[str, str], value))
 
     def gateway_token(self) -> str | None:
-        value = self._get("gatewayToken")
+        value = self._raw.get("gatewayToken")
         if value is None:
             return None
-        if not isinstance(value, str) or not value.strip() or _SEPARATOR.search(value):
+        if not isinstance(value, str) or not value.strip() or BINDING_SEPARATORS.search(value):
             _fail(
                 "gatewayToken",
                 "an empty value or one with white space",
@@ -429,6 +429,7 @@ def _kind(value: object) -> str:
 
 
 def _whole(key: str, value: object, low: int, high: int) -> int:
+    """`value` (a number or its text) as a whole number from `low` to `high`."""
     number: int | None = None
     if isinstance(value, int) and not isinstance(value, bool):
         number = value
@@ -440,6 +441,7 @@ def _whole(key: str, value: object, low: int, high: int) -> int:
 
 
 def _object(key: str, value: object, required: set[str], optional: set[str]) -> dict[str, object]:
+    """`value` as an object with every `required` field and none outside `optional`."""
     if not isinstance(value, dict):
         _fail(
             key, _show(value), f"expected an object with {', '.join(sorted(required | optional))}"

@@ -89,7 +89,10 @@ def run(args: argparse.Namespace) -> int:
     with httpx.Client(
         timeout=operate.HTTP_TIMEOUT, headers={"authorization": f"Bearer {token}"}
     ) as http:
-        attempts = [plain(http, endpoint, args.model), streamed(http, endpoint, args.model)]
+        attempts = [
+            send_completion(http, endpoint, args.model),
+            send_streamed_completion(http, endpoint, args.model),
+        ]
     for attempt in attempts:
         _print(console, attempt.ok, attempt.label, attempt.detail)
     if client is not None and target is not None:
@@ -111,8 +114,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _print(console: Console, ok: bool, label: str, detail: str) -> None:
-    mark = "[green]ok  [/]" if ok else "[red]FAIL[/]"
-    console.print(f"{mark} {label.ljust(10)}  {escape(detail)}")
+    """One report line: mark, label, detail."""
+    console.print(f"{operate.MARKS['ok' if ok else 'fail']} {label.ljust(10)}  {escape(detail)}")
 
 
 def _body(model: str, *, stream: bool) -> dict[str, object]:
@@ -126,7 +129,7 @@ def _body(model: str, *, stream: bool) -> dict[str, object]:
     return body
 
 
-def plain(http: httpx.Client, endpoint: str, model: str) -> Attempt:
+def send_completion(http: httpx.Client, endpoint: str, model: str) -> Attempt:
     """A non-streamed completion: 200 and a non-empty answer."""
     attempt = Attempt("completion", datetime.now(UTC))
     try:
@@ -151,7 +154,7 @@ def plain(http: httpx.Client, endpoint: str, model: str) -> Attempt:
     return attempt
 
 
-def streamed(http: httpx.Client, endpoint: str, model: str) -> Attempt:
+def send_streamed_completion(http: httpx.Client, endpoint: str, model: str) -> Attempt:
     """A streamed completion: server-sent events with content, ending in `[DONE]`."""
     attempt = Attempt("stream", datetime.now(UTC))
     pieces: list[str] = []
@@ -188,6 +191,7 @@ def streamed(http: httpx.Client, endpoint: str, model: str) -> Attempt:
 
 
 def _delta(data: str) -> str:
+    """The content of one streamed chunk (the JSON after `data:`), or "" if it has none."""
     try:
         content = json.loads(data)["choices"][0]["delta"].get("content")
     except (ValueError, LookupError, TypeError, AttributeError):
@@ -205,6 +209,7 @@ def _unreachable(endpoint: str, error: httpx.HTTPError) -> str:
 
 
 def _refused(response: httpx.Response) -> str:
+    """Why the Worker refused: its status, its own error message, and a hint on 401."""
     message = ""
     try:
         error = response.json().get("error")
@@ -233,6 +238,7 @@ def find_in_logs(
 def _look_up(
     client: cloudflare.Cloudflare, target: operate.Target, attempt: Attempt, all_: list[Attempt]
 ) -> None:
+    """Fill in `attempt` from its gateway log if that has landed; else leave it as it is."""
     try:
         if attempt.log_id is not None:
             try:
@@ -242,7 +248,7 @@ def _look_up(
             except cloudflare.NotFoundError:
                 return  # not written yet
         else:
-            log = _by_time(client, target, attempt, all_)
+            log = _first_unclaimed_log(client, target, attempt, all_)
             if log is None:
                 return
     except cloudflare.APIError as error:
@@ -255,7 +261,7 @@ def _look_up(
     attempt.client = metadata.get(usage.METADATA_FIELDS["client"], usage.UNKNOWN)
 
 
-def _by_time(
+def _first_unclaimed_log(
     client: cloudflare.Cloudflare, target: operate.Target, attempt: Attempt, all_: list[Attempt]
 ) -> Any:
     # Without a log id (a proxy dropped the header), the attempt's log is the first one logged

@@ -10,6 +10,8 @@ import yaml
 
 from infra.settings import NAMESPACE, SECRET_KEYS, Settings, SettingsError, load
 
+_PREFIX, _SUFFIX = "Pulumi.", ".yaml"
+"""A stack file is named `Pulumi.<stack>.yaml`."""
 EXAMPLE_FILE = "Pulumi.example.yaml"
 """Documents the settings; it is not anyone's stack."""
 # Settings needs a key for each configured provider; the real ones are encrypted in the file.
@@ -34,7 +36,7 @@ def find_stack_file(stack: str | None, root: Path) -> Path | None:
                 f"stack {chosen!r} has no configuration file {path.name} in {root}"
             )
         return path
-    candidates = sorted(p for p in root.glob("Pulumi.*.yaml") if p.name != EXAMPLE_FILE)
+    candidates = sorted(p for p in root.glob(stack_file_name("*")) if p.name != EXAMPLE_FILE)
     if len(candidates) > 1:
         names = ", ".join(stack_name(path) for path in candidates)
         raise StackFileError(f"several stacks ({names}); choose one with --stack")
@@ -43,20 +45,25 @@ def find_stack_file(stack: str | None, root: Path) -> Path | None:
 
 def stack_file_name(stack: str) -> str:
     """`Pulumi.<stack>.yaml`."""
-    return f"Pulumi.{stack}.yaml"
+    return f"{_PREFIX}{stack}{_SUFFIX}"
 
 
 def stack_name(path: Path) -> str:
     """The stack whose file `path` is: `dev` for `Pulumi.dev.yaml`."""
-    return path.name[len("Pulumi.") : -len(".yaml")]
+    return path.name.removeprefix(_PREFIX).removesuffix(_SUFFIX)
 
 
 def read_stack_config(path: Path) -> dict[str, object]:
     """The `aigw:` entries of a stack file, without the namespace; secret ones stay encrypted."""
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as error:
-        raise StackFileError(f"cannot read {path.name}: {error}") from None
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise StackFileError(f"cannot read {path.name}: {error.strerror}") from None
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        # PyYAML's own message quotes the offending line, which may hold a plain-text secret.
+        raise StackFileError(f"{path.name} is not valid YAML{_where(error)}") from None
     config = document.get("config") if isinstance(document, dict) else None
     if config is None:
         return {}
@@ -64,7 +71,7 @@ def read_stack_config(path: Path) -> dict[str, object]:
         raise StackFileError(f"{path.name}: `config` is not a mapping of settings")
     prefix = f"{NAMESPACE}:"
     raw = {
-        str(key)[len(prefix) :]: value
+        str(key).removeprefix(prefix): value
         for key, value in config.items()
         if str(key).startswith(prefix)
     }
@@ -75,6 +82,12 @@ def read_stack_config(path: Path) -> dict[str, object]:
                 f"(pulumi config set {prefix}{key} <value>)"
             )
     return raw
+
+
+def _where(error: yaml.YAMLError) -> str:
+    """` at line N` for a YAML error that knows its position, else nothing."""
+    mark = getattr(error, "problem_mark", None)
+    return f" at line {mark.line + 1}" if mark is not None else ""
 
 
 def is_encrypted(value: object) -> bool:

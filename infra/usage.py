@@ -9,7 +9,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import cloudflare
 from cloudflare.types.ai_gateway import LogListResponse
@@ -21,7 +21,7 @@ from rich.table import Table
 from infra import operate
 
 GroupBy = Literal["model", "provider", "client", "key", "status"]
-GROUPINGS: tuple[GroupBy, ...] = ("model", "provider", "client", "key", "status")
+GROUPINGS: tuple[GroupBy, ...] = get_args(GroupBy)
 # The largest page the logs endpoint serves; fewer round trips on long windows.
 PAGE_SIZE = 50
 UNKNOWN = "(unknown)"
@@ -229,6 +229,7 @@ def fetch_logs(
 
 
 def _total_count(page: Any) -> int | None:
+    """How many logs the window holds, when the first page says."""
     info = getattr(page, "result_info", None)
     total = getattr(info, "total_count", None) if info is not None else None
     return int(total) if isinstance(total, int | float) else None

@@ -10,12 +10,13 @@ import pulumi_cloudflare as cloudflare
 import pulumi_random as random
 
 from infra.providers import secret_values
-from infra.render import COMPATIBILITY_DATE, MAIN_MODULE, render_worker
+from infra.render import COMPATIBILITY_DATE, MAIN_MODULE
 from infra.settings import Settings
 
 GENERATED_CLIENT = "default"
 """The client name of the token generated when `clientTokens` is unset."""
 GENERATED_TOKEN_LENGTH = 48
+"""48 letters and digits: about 285 random bits, beyond any guessing."""
 WORKERS_DEV = "workers.dev"
 
 
@@ -76,11 +77,6 @@ def generate_client_token(name: str, parent: pulumi.Resource) -> random.RandomPa
         special=False,
         opts=pulumi.ResourceOptions(parent=parent),
     )
-
-
-def worker_source(settings: Settings) -> str:
-    """The Worker's ES module, rendered from non-secret settings only."""
-    return render_worker(settings)
 
 
 def create_script(

@@ -162,3 +162,15 @@ def test_explicit_ids_need_no_stack_among_several(
             file.write(f"config:\n  aigw:accountId: {ACCOUNT_ID}\n")
     assert main(["usage", "--json", *TARGET]) == 0
     assert json.loads(capsys.readouterr().out)["total"]["requests"] == 0
+
+
+def test_broken_stack_file_does_not_quote_its_lines(
+    cloudflare_api: FakeCloudflare, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A YAML error names the file and line, never the line's text (it may hold a secret)."""
+    with open("Pulumi.dev.yaml", "w", encoding="utf-8") as stack:
+        stack.write("config:\n  aigw:gatewayToken: plain-token-value: [\n")
+    err = fails(capsys, ["doctor", "--stack", "dev"])
+    assert "Pulumi.dev.yaml is not valid YAML at line 2" in err
+    assert "plain-token-value" not in err
+    assert cloudflare_api.calls == []
