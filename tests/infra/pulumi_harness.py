@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import runpy
 import warnings
@@ -20,7 +21,7 @@ from tests.cloudflare_fake import ACCOUNT_ID
 # pulumi-cloudflare warns on import about its own deprecated resources, none of which aigw uses.
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
-    import pulumi_cloudflare  # noqa: F401
+    import pulumi_cloudflare  # noqa: F401  # imported for its side effect: warnings silenced once
 
 
 PROGRAM = Path(__file__).resolve().parents[2] / "__main__.py"
@@ -88,6 +89,7 @@ class AigwMocks(pulumi.runtime.Mocks):
             state["result"] = GENERATED_CLIENT_TOKEN
         return f"{args.name}-id", state
 
+    # The base class declares a narrower return type than the mock engine accepts.
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:  # type: ignore[override]
         self._run.invokes.append(args.token)
         assert args.token == PERMISSION_GROUPS_TOKEN, args.token
@@ -154,6 +156,7 @@ def run_program(
     `expect_error`, the exception that stopped the program is returned in `run.error`.
     """
     run = ProgramRun()
+    _ensure_event_loop()
     mocks_ = AigwMocks(run)
     # A fresh root stack per run, so exports and registrations never leak between runs.
     runtime_settings.ROOT.set(None)
@@ -203,6 +206,18 @@ def run_program(
     else:
         assert not expect_error, "the program ran to the end"
     return run
+
+
+def _ensure_event_loop() -> None:
+    """Give the main thread an event loop if an earlier test's `asyncio.run` left it none.
+
+    Pulumi's mocks run the program on the main thread's loop; `asyncio.run` (used by the load
+    tests) clears it on exit, which would break every program run after it.
+    """
+    try:
+        asyncio.get_event_loop()
+    except RuntimeError:
+        asyncio.set_event_loop(asyncio.new_event_loop())
 
 
 def _record(run: ProgramRun, name: str, value: Any, secret: bool) -> None:

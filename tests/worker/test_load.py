@@ -74,7 +74,7 @@ def test_concurrent_requests_and_streams_are_all_served_whole(
         ]
         assert contents == [f"tok{n} " for n in range(CHUNKS)] + [None]
     # Each request reached the upstream exactly once (no failover was needed, none was lost).
-    users = sorted(str(request.json()["user"]) for request in upstream.requests)  # type: ignore[index]
+    users = sorted(str(request.json()["user"]) for request in upstream.requests)  # type: ignore[index]  # json() is typed as object
     expected = sorted(
         [f"plain-{n}" for n in range(PLAIN)] + [f"stream-{n}" for n in range(STREAMS)]
     )

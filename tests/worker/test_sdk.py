@@ -7,7 +7,7 @@ import openai
 
 from infra.workerd import RunningWorker
 from tests.upstream import FakeGateway
-from tests.worker.conftest import ANTHROPIC_KEYS, CLIENT_TOKENS, OPENAI_KEYS, TOKEN
+from tests.worker.conftest import ANTHROPIC_KEYS, CLIENT_TOKENS, OPENAI_KEYS, TOKEN, MakeWorker
 
 MESSAGES = [{"role": "user", "content": "Say hello"}]
 
@@ -90,9 +90,9 @@ def test_anthropic_stream_arrives_chunk_by_chunk(
     assert final.stop_reason == "end_turn"
 
 
-def test_every_client_token_is_accepted(make_worker: object, upstream: FakeGateway) -> None:
+def test_every_client_token_is_accepted(make_worker: MakeWorker, upstream: FakeGateway) -> None:
     """Each configured client gets through with its own token."""
-    worker = make_worker()  # type: ignore[operator]
+    worker = make_worker()
     for token in CLIENT_TOKENS.values():
         client = openai.OpenAI(base_url=worker.url + "/v1", api_key=token, max_retries=0)
         assert client.models.list().data[0].id == "gpt-test"

@@ -88,7 +88,7 @@ def test_no_secret_in_any_response_header_or_log(
 def test_secrets_go_only_where_they_belong(worker: RunningWorker, upstream: FakeGateway) -> None:
     """Upstream gets one pool key in its header and the gateway token, never the client token."""
     client = openai.OpenAI(base_url=worker.url + "/v1", api_key=TOKEN, max_retries=0)
-    client.chat.completions.create(model="gpt-test", messages=CHAT["messages"])  # type: ignore[arg-type]
+    client.chat.completions.create(model="gpt-test", messages=CHAT["messages"])  # type: ignore[arg-type]  # plain dicts; the SDK types them as TypedDicts
     [request] = upstream.requests
     assert request.headers["authorization"] == f"Bearer {request.key}"
     assert request.headers["cf-aig-authorization"] == f"Bearer {GATEWAY_TOKEN}"
