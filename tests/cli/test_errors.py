@@ -24,6 +24,12 @@ def fails(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
     return captured.err
 
 
+def write_stack(stack: str, text: str) -> None:
+    """Write `Pulumi.<stack>.yaml` in the current (temporary) directory."""
+    with open(f"Pulumi.{stack}.yaml", "w", encoding="utf-8") as file:
+        file.write(text)
+
+
 @pytest.mark.parametrize("command", [["usage"], ["usage", "--json"]])
 def test_wrong_token_is_one_clear_sentence(
     cloudflare_api: FakeCloudflare, capsys: pytest.CaptureFixture[str], command: list[str]
@@ -122,8 +128,7 @@ def test_invalid_stack_setting_is_one_clear_sentence(
     cloudflare_api: FakeCloudflare, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A stack file with an invalid setting is reported with the key, as `pulumi up` would."""
-    with open("Pulumi.dev.yaml", "w", encoding="utf-8") as stack:
-        stack.write(f"config:\n  aigw:accountId: {ACCOUNT_ID}\n  aigw:cacheTtl: soon\n")
+    write_stack("dev", f"config:\n  aigw:accountId: {ACCOUNT_ID}\n  aigw:cacheTtl: soon\n")
     err = fails(capsys, ["doctor", "--stack", "dev"])
     assert "Pulumi.dev.yaml: aigw:cacheTtl: got 'soon'" in err
     assert cloudflare_api.calls == []
@@ -134,8 +139,7 @@ def test_several_stack_files_ask_for_one(
 ) -> None:
     """With several stack files and no --stack, the command asks which one, as `aigw dev` does."""
     for stack in ("dev", "prod"):
-        with open(f"Pulumi.{stack}.yaml", "w", encoding="utf-8") as file:
-            file.write(f"config:\n  aigw:accountId: {ACCOUNT_ID}\n")
+        write_stack(stack, f"config:\n  aigw:accountId: {ACCOUNT_ID}\n")
     err = fails(capsys, ["doctor"])
     assert "several stacks (dev, prod); choose one with --stack" in err
     assert cloudflare_api.calls == []
@@ -145,8 +149,7 @@ def test_encrypted_plain_setting_is_one_clear_sentence(
     cloudflare_api: FakeCloudflare, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A non-secret setting stored encrypted is named, with the command that stores it plainly."""
-    with open("Pulumi.dev.yaml", "w", encoding="utf-8") as stack:
-        stack.write("config:\n  aigw:accountId:\n    secure: v1:abc\n")
+    write_stack("dev", "config:\n  aigw:accountId:\n    secure: v1:abc\n")
     err = fails(capsys, ["usage", "--stack", "dev"])
     assert "Pulumi.dev.yaml: aigw:accountId is stored encrypted" in err
     assert "pulumi config set aigw:accountId <value>" in err
@@ -158,8 +161,7 @@ def test_explicit_ids_need_no_stack_among_several(
 ) -> None:
     """Given --account-id and --gateway-id, several stack files in the folder do not matter."""
     for stack in ("dev", "prod"):
-        with open(f"Pulumi.{stack}.yaml", "w", encoding="utf-8") as file:
-            file.write(f"config:\n  aigw:accountId: {ACCOUNT_ID}\n")
+        write_stack(stack, f"config:\n  aigw:accountId: {ACCOUNT_ID}\n")
     assert main(["usage", "--json", *TARGET]) == 0
     assert json.loads(capsys.readouterr().out)["total"]["requests"] == 0
 
@@ -168,8 +170,7 @@ def test_broken_stack_file_does_not_quote_its_lines(
     cloudflare_api: FakeCloudflare, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A YAML error names the file and line, never the line's text (it may hold a secret)."""
-    with open("Pulumi.dev.yaml", "w", encoding="utf-8") as stack:
-        stack.write("config:\n  aigw:gatewayToken: plain-token-value: [\n")
+    write_stack("dev", "config:\n  aigw:gatewayToken: plain-token-value: [\n")
     err = fails(capsys, ["doctor", "--stack", "dev"])
     assert "Pulumi.dev.yaml is not valid YAML at line 2" in err
     assert "plain-token-value" not in err
