@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pulumi
 
-from infra.component import AigwGateway, AigwGatewayArgs
+from infra.resources.component import AigwGateway, AigwGatewayArgs
+from infra.resources.script import WorkersSubdomainError, lookup_workers_subdomain
 from infra.settings import KNOWN_KEYS, NAMESPACE, SettingsError, load
-from infra.worker import WorkersSubdomainError, lookup_workers_subdomain
 
 
 def stack_config() -> dict[str, str]:

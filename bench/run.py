@@ -488,7 +488,7 @@ def machine(litellm: Path | None = None) -> dict[str, object]:
                 memory_gib = round(int(line.split()[1]) / 1024 / 1024, 1)
     workerd = None
     with contextlib.suppress(Exception):
-        from infra.workerd import workerd_binary
+        from infra.cli.workerd import workerd_binary
 
         workerd = subprocess.run(
             [str(workerd_binary()), "--version"], capture_output=True, text=True, timeout=30

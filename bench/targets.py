@@ -48,9 +48,9 @@ def direct(upstream_url: str) -> Iterator[Target]:
 def aigw(upstream_url: str) -> Iterator[Target]:
     """aigw's rendered Worker in workerd, its gateway URL pointed at the fake gateway."""
     try:
-        from infra.render import render_worker
+        from infra.cli.workerd import WorkerdError, serve_worker
         from infra.settings import load
-        from infra.workerd import WorkerdError, serve_worker
+        from infra.worker.render import render_worker
     except ImportError as error:
         raise Unavailable(f"aigw's Worker cannot be loaded: {error}") from error
     settings, _ = load(
@@ -84,9 +84,9 @@ def aigw(upstream_url: str) -> Iterator[Target]:
 def baseline(upstream_url: str) -> Iterator[Target]:
     """The naive recipe Worker in workerd; its target base is the fake gateway's `/openai`."""
     try:
-        from infra.workerd import WorkerdError, serve_worker
+        from infra.cli.workerd import WorkerdError, serve_worker
     except ImportError as error:
-        raise Unavailable(f"infra.workerd cannot be loaded: {error}") from error
+        raise Unavailable(f"infra.cli.workerd cannot be loaded: {error}") from error
     source = BASELINE_SOURCE.read_text().replace("__TARGET_BASE__", f"{upstream_url}/openai")
     # The recipe has no client auth; the client sends a token anyway, as a real one would.
     headers = _bearer(CLIENT_TOKEN)

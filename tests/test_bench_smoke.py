@@ -22,8 +22,8 @@ STREAM_FIGURES = (
 
 
 def _aigw_worker_exists() -> bool:
-    from infra.render import render_worker
     from infra.settings import load
+    from infra.worker.render import render_worker
 
     settings, _ = load({"accountId": "0" * 32, "providerKeys": {"openai": ["sk-test-a"]}}, "t")
     try:

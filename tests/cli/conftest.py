@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from infra import operate
+from infra.cli import api
 from tests.cloudflare_fake import API_TOKEN, FakeCloudflare, serving
 
 
@@ -23,7 +23,7 @@ def cloudflare_api(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[
         monkeypatch.delenv("CLOUDFLARE_ACCOUNT_ID", raising=False)
         monkeypatch.delenv("PULUMI_STACK", raising=False)
         # The SDK's retries with backoff are its own business; one attempt keeps error paths quick.
-        monkeypatch.setattr(operate, "API_RETRIES", 0)
+        monkeypatch.setattr(api, "API_RETRIES", 0)
         monkeypatch.chdir(tmp_path)  # no stray Pulumi.<stack>.yaml is picked up
         yield fake
 

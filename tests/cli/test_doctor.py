@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.cli import main
+from infra.cli.main import main
 from tests.cloudflare_fake import ACCOUNT_ID, GATEWAY_ID, FakeCloudflare
 
 STACK_FILE = f"""\

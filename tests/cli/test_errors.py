@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from infra.cli import main
+from infra.cli.main import main
 from tests.cloudflare_fake import ACCOUNT_ID, API_TOKEN, GATEWAY_ID, FakeCloudflare
 
 TARGET = ["--account-id", ACCOUNT_ID, "--gateway-id", GATEWAY_ID]

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 import pytest
 
 from infra import settings
-from infra.cli import main
-from infra.render import render_worker
-from infra.workerd import RunningWorker, serve_worker
+from infra.cli.main import main
+from infra.cli.workerd import RunningWorker, serve_worker
+from infra.worker.render import render_worker
 from tests.cloudflare_fake import (
     ACCOUNT_ID,
     API_TOKEN,

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from infra.cli import main
+from infra.cli.main import main
 from tests.cloudflare_fake import ACCOUNT_ID, GATEWAY_ID, FakeCloudflare
 
 TARGET = ["--account-id", ACCOUNT_ID, "--gateway-id", GATEWAY_ID]

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
-from infra.proxy import ClientRequest, UpstreamFailure, UpstreamResponse, WorkerConfig
 from infra.settings import Settings, load
+from infra.worker.model import ClientRequest, UpstreamFailure, UpstreamResponse, WorkerConfig
 
 VECTORS = Path(__file__).parent
 ACCOUNT_ID = "0123456789abcdef0123456789abcdef"

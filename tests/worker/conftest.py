@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from infra.cli.workerd import RunningWorker, serve_worker
 from infra.providers import secret_values
-from infra.render import render_worker
 from infra.settings import load
-from infra.workerd import RunningWorker, serve_worker
+from infra.worker.render import render_worker
 from tests.upstream import ACCOUNT_ID, GATEWAY_ID, FakeGateway
 
 # Recognisable fakes: short, obviously not real, and distinct enough to search logs and bodies for.

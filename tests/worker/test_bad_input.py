@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from infra.workerd import RunningWorker
+from infra.cli.workerd import RunningWorker
 from tests.upstream import BASE_PATH, FakeGateway
 from tests.worker.conftest import (
     ANTHROPIC_KEYS,

@@ -17,10 +17,10 @@ import httpx
 import openai
 import pytest
 
-from infra.cli import main
-from infra.local import BINDING_NAMES
-from infra.render import render_worker
+from infra.cli.local import BINDING_NAMES
+from infra.cli.main import main
 from infra.settings import load
+from infra.worker.render import render_worker
 from tests.upstream import FakeGateway
 
 AIGW = Path(sys.executable).with_name("aigw")

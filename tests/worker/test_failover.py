@@ -8,7 +8,7 @@ from contextlib import AbstractContextManager
 import httpx
 import pytest
 
-from infra.workerd import RunningWorker
+from infra.cli.workerd import RunningWorker
 from tests.upstream import Behaviour, FakeGateway, revoked_message
 from tests.worker.conftest import AUTH, OPENAI_KEYS, MakeWorker
 

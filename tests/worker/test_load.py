@@ -8,7 +8,7 @@ from contextlib import AsyncExitStack
 
 import httpx
 
-from infra.workerd import RunningWorker
+from infra.cli.workerd import RunningWorker
 from tests.upstream import FakeGateway
 from tests.worker.conftest import OPENAI_KEYS, TOKEN
 

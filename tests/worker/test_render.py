@@ -12,10 +12,10 @@ from pathlib import Path
 import jinja2
 import pytest
 
-from infra import render
 from infra.providers import PROVIDERS
-from infra.render import render_worker
 from infra.settings import Settings, load
+from infra.worker import render
+from infra.worker.render import render_worker
 
 ACCOUNT = "0123456789abcdef0123456789abcdef"
 NODE = shutil.which("node") or "node"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import anthropic
 import openai
 
-from infra.workerd import RunningWorker
+from infra.cli.workerd import RunningWorker
 from tests.upstream import FakeGateway
 from tests.worker.conftest import ANTHROPIC_KEYS, CLIENT_TOKENS, OPENAI_KEYS, TOKEN, MakeWorker
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import openai
 
-from infra.workerd import RunningWorker
+from infra.cli.workerd import RunningWorker
 from tests.upstream import FakeGateway, revoked_message
 from tests.worker.conftest import (
     ANTHROPIC_KEYS,

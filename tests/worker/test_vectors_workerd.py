@@ -8,8 +8,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from infra.render import render_config
-from infra.workerd import serve_worker
+from infra.cli.workerd import serve_worker
+from infra.worker.render import render_config
 from tests.upstream import FakeGateway
 from tests.vectors.conformance import (
     Case,

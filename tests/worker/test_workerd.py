@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-import infra.workerd
-from infra.workerd import WorkerdError, serve_worker
+import infra.cli.workerd
+from infra.cli.workerd import WorkerdError, serve_worker
 from tests.upstream import FakeGateway
 
 ECHO_BINDINGS = """
@@ -116,7 +116,7 @@ def test_not_ready_in_time_is_an_error_and_a_stuck_workerd_is_killed(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """A module stuck at start-up is reported after the timeout; SIGKILL ends what SIGTERM can't."""
-    monkeypatch.setattr(infra.workerd, "STOP_TIMEOUT", 0.5)
+    monkeypatch.setattr(infra.cli.workerd, "STOP_TIMEOUT", 0.5)
     stuck = "for (let i = 0; i < 1e15; i++) {}\nexport default { fetch() {} };"
     log = tmp_path / "workerd.log"
     with (
@@ -142,7 +142,7 @@ def test_missing_workerd_says_to_run_npm_ci(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """Without node_modules the error names the command that installs workerd."""
-    monkeypatch.setattr(infra.workerd, "WORKERD", tmp_path / "workerd")
+    monkeypatch.setattr(infra.cli.workerd, "WORKERD", tmp_path / "workerd")
     with pytest.raises(WorkerdError, match="run `npm ci`"), serve_worker(ECHO_BINDINGS, {}):
         pass
 
@@ -162,7 +162,7 @@ def test_workerd_dies_with_a_killed_parent(tmp_path: Path) -> None:
     """Even a SIGKILLed parent, which runs no cleanup, leaves no orphan workerd."""
     script = (
         "import sys, time\n"
-        "from infra.workerd import serve_worker\n"
+        "from infra.cli.workerd import serve_worker\n"
         "with serve_worker('export default { fetch() { return new Response(\"\") } }', {}) as w:\n"
         "    print(w.process.pid, flush=True)\n"
         "    time.sleep(60)\n"

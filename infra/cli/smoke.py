@@ -15,7 +15,7 @@ import httpx
 from rich.console import Console
 from rich.markup import escape
 
-from infra import operate, usage
+from infra.cli import api, usage
 
 CLIENT_TOKEN_ENV = "AIGW_TOKEN"
 DEFAULT_MODEL = "gpt-4o-mini"
@@ -67,27 +67,27 @@ def add_command(commands: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument(
         "--skip-logs", action="store_true", help="only check the answers, not the gateway logs"
     )
-    operate.add_target_arguments(parser)
-    parser.set_defaults(handler=operate.handles_errors(run))
+    api.add_target_arguments(parser)
+    parser.set_defaults(handler=api.handles_errors(run))
 
 
 def run(args: argparse.Namespace) -> int:
     """`aigw smoke`."""
     token = (args.token or "").strip()
     if not token:
-        raise operate.OperateError(
+        raise api.OperateError(
             f"no client token: pass --token or export {CLIENT_TOKEN_ENV} "
             "(pulumi stack output --show-secrets clientTokens lists them)"
         )
     if any(character.isspace() for character in token):
-        raise operate.OperateError("the client token contains white space; tokens are one word")
+        raise api.OperateError("the client token contains white space; tokens are one word")
     # Resolve the gateway before sending anything, so a configuration mistake costs no request.
-    target = None if args.skip_logs else operate.resolve_target(args)
-    client = None if args.skip_logs else operate.make_client()
+    target = None if args.skip_logs else api.resolve_target(args)
+    client = None if args.skip_logs else api.make_client()
     console = Console(highlight=False, soft_wrap=True)
     endpoint = args.url.rstrip("/") + "/v1/chat/completions"
     with httpx.Client(
-        timeout=operate.HTTP_TIMEOUT, headers={"authorization": f"Bearer {token}"}
+        timeout=api.HTTP_TIMEOUT, headers={"authorization": f"Bearer {token}"}
     ) as http:
         attempts = [
             send_completion(http, endpoint, args.model),
@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _print(console: Console, ok: bool, label: str, detail: str) -> None:
     """One report line: mark, label, detail."""
-    console.print(f"{operate.MARKS['ok' if ok else 'fail']} {label.ljust(10)}  {escape(detail)}")
+    console.print(f"{api.MARKS['ok' if ok else 'fail']} {label.ljust(10)}  {escape(detail)}")
 
 
 def _body(model: str, *, stream: bool) -> dict[str, object]:
@@ -222,7 +222,7 @@ def _refused(response: httpx.Response) -> str:
 
 
 def find_in_logs(
-    client: cloudflare.Cloudflare, target: operate.Target, attempts: list[Attempt], wait: float
+    client: cloudflare.Cloudflare, target: api.Target, attempts: list[Attempt], wait: float
 ) -> None:
     """Fill in the key and client of each attempt from its gateway log, waiting for it to land."""
     deadline = time.monotonic() + wait
@@ -236,7 +236,7 @@ def find_in_logs(
 
 
 def _look_up(
-    client: cloudflare.Cloudflare, target: operate.Target, attempt: Attempt, all_: list[Attempt]
+    client: cloudflare.Cloudflare, target: api.Target, attempt: Attempt, all_: list[Attempt]
 ) -> None:
     """Fill in `attempt` from its gateway log if that has landed; else leave it as it is."""
     try:
@@ -252,8 +252,8 @@ def _look_up(
             if log is None:
                 return
     except cloudflare.APIError as error:
-        raise operate.OperateError(
-            operate.describe_api_error(error, f"reading the logs of gateway {target.gateway_id!r}")
+        raise api.OperateError(
+            api.describe_api_error(error, f"reading the logs of gateway {target.gateway_id!r}")
         ) from None
     metadata = usage.worker_metadata(log.metadata)
     attempt.log_id = log.id
@@ -262,7 +262,7 @@ def _look_up(
 
 
 def _first_unclaimed_log(
-    client: cloudflare.Cloudflare, target: operate.Target, attempt: Attempt, all_: list[Attempt]
+    client: cloudflare.Cloudflare, target: api.Target, attempt: Attempt, all_: list[Attempt]
 ) -> Any:
     # Without a log id (a proxy dropped the header), the attempt's log is the first one logged
     # after it started that no other attempt has claimed: requests were sent one at a time.

@@ -18,14 +18,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from infra import operate
+from infra.cli import api
 
 GroupBy = Literal["model", "provider", "client", "key", "status"]
 GROUPINGS: tuple[GroupBy, ...] = get_args(GroupBy)
 # The largest page the logs endpoint serves; fewer round trips on long windows.
 PAGE_SIZE = 50
 UNKNOWN = "(unknown)"
-# The fields of the `cf-aig-metadata` JSON the Worker sends (see `infra/proxy.py`).
+# The fields of the `cf-aig-metadata` JSON the Worker sends (see `infra/worker/model.py`).
 METADATA_FIELDS: dict[GroupBy, str] = {"client": "client", "key": "keyId"}
 _RELATIVE = re.compile(r"([0-9]+)\s*([smhdw])")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -111,7 +111,7 @@ def add_command(commands: argparse._SubParsersAction[Any]) -> None:
             "requests, errors, cached answers, tokens and cost per group."
         ),
     )
-    operate.add_target_arguments(parser)
+    api.add_target_arguments(parser)
     parser.add_argument(
         "--since",
         default="24h",
@@ -123,14 +123,14 @@ def add_command(commands: argparse._SubParsersAction[Any]) -> None:
         "--by", choices=GROUPINGS, default="model", help="how to group requests (default: model)"
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object for scripts")
-    parser.set_defaults(handler=operate.handles_errors(run))
+    parser.set_defaults(handler=api.handles_errors(run))
 
 
 def run(args: argparse.Namespace) -> int:
     """`aigw usage`."""
     window = parse_window(args.since, args.until, now=datetime.now(UTC))
-    target = operate.resolve_target(args)
-    client = operate.make_client()
+    target = api.resolve_target(args)
+    client = api.make_client()
     usage = Usage(by=args.by)
     show_progress = not args.json and sys.stderr.isatty()
     try:
@@ -138,14 +138,14 @@ def run(args: argparse.Namespace) -> int:
             usage.add(log)
     except cloudflare.APIError as error:
         doing = f"reading the logs of gateway {target.gateway_id!r}"
-        if operate.is_missing(error):
-            raise operate.OperateError(
+        if api.is_missing(error):
+            raise api.OperateError(
                 f"gateway {target.gateway_id!r} was not found in account {target.account_id} "
                 "(HTTP 404); check --gateway-id or the stack's aigw:gatewayId"
             ) from None
-        raise operate.OperateError(operate.describe_api_error(error, doing)) from None
+        raise api.OperateError(api.describe_api_error(error, doing)) from None
     if args.json:
-        operate.print_json(usage.as_json())
+        api.print_json(usage.as_json())
     else:
         print_table(usage, target, window)
     return 0
@@ -161,7 +161,7 @@ def parse_window(since: str, until: str | None, *, now: datetime) -> Window:
     else:
         start = parse_time(since, "--since")
     if start > end:
-        raise operate.OperateError(
+        raise api.OperateError(
             f"the window starts after it ends ({_stamp(start)} > {_stamp(end)}); "
             "check --since and --until"
         )
@@ -173,7 +173,7 @@ def parse_time(text: str, option: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
-        raise operate.OperateError(
+        raise api.OperateError(
             f"{option} {text!r} is not a time: use an ISO time such as 2026-11-28T09:00:00Z"
             + (" or a duration such as 24h or 7d" if option == "--since" else "")
         ) from None
@@ -183,7 +183,7 @@ def parse_time(text: str, option: str) -> datetime:
 
 
 def fetch_logs(
-    client: cloudflare.Cloudflare, target: operate.Target, window: Window, *, progress: bool
+    client: cloudflare.Cloudflare, target: api.Target, window: Window, *, progress: bool
 ) -> Iterator[LogListResponse]:
     """Every log in the window, oldest first, through the SDK's page-by-page iteration."""
     first = client.ai_gateway.logs.list(
@@ -260,7 +260,7 @@ def worker_metadata(raw: object) -> dict[str, str]:
     return {str(name): str(value) for name, value in raw.items() if value is not None}
 
 
-def print_table(usage: Usage, target: operate.Target, window: Window) -> None:
+def print_table(usage: Usage, target: api.Target, window: Window) -> None:
     """The human view: one row per group and a total row."""
     table = Table(
         box=box.SIMPLE_HEAD,

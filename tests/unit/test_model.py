@@ -6,7 +6,8 @@ from collections import Counter
 
 import pytest
 
-from infra.proxy import (
+from infra.settings import load
+from infra.worker.model import (
     MAX_COOLDOWN_MS,
     RATE_LIMITED_COOLDOWN_MS,
     REJECTED_COOLDOWN_MS,
@@ -24,7 +25,6 @@ from infra.proxy import (
     scrubbed_headers,
     split_list,
 )
-from infra.settings import load
 
 NOW = 1_800_000_000_000
 TOKEN = "tok-test-laptop-01"

@@ -6,14 +6,19 @@ import pulumi
 import pytest
 from pulumi_harness import ACCOUNT
 
-from infra.gateway import AI_GATEWAY_RUN, gateway_args, run_permission_group_id, token_policies
-from infra.settings import LogRetention, RateLimit, Settings
-from infra.worker import (
+from infra.resources.gateway import (
+    AI_GATEWAY_RUN,
+    gateway_args,
+    run_permission_group_id,
+    token_policies,
+)
+from infra.resources.script import (
     WorkersSubdomainError,
     lookup_workers_subdomain,
     secret_bindings,
     workers_dev_url,
 )
+from infra.settings import LogRetention, RateLimit, Settings
 from tests.cloudflare_fake import WORKERS_SUBDOMAIN, FakeCloudflare
 
 SETTINGS = Settings(account_id=ACCOUNT, gateway_id="gw", worker_name="wk", providers=("openai",))

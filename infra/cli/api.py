@@ -1,4 +1,4 @@
-"""`aigw doctor`, `aigw usage`, `aigw smoke`: operate a deployment through the cloudflare SDK."""
+"""What the commands that operate a deployment share: the target, the Cloudflare client, errors."""
 
 from __future__ import annotations
 
@@ -9,14 +9,13 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import cloudflare
 from rich.console import Console
 from rich.markup import escape
 
-from infra.settings import Settings, default_name
-from infra.stackfile import (
+from infra.cli.stackfile import (
     NoStackFileError,
     StackFileError,
     find_stack_file,
@@ -24,6 +23,7 @@ from infra.stackfile import (
     read_stack_config,
     stack_name,
 )
+from infra.settings import Settings, default_name
 
 TOKEN_ENV = "CLOUDFLARE_API_TOKEN"
 ACCOUNT_ENV = "CLOUDFLARE_ACCOUNT_ID"
@@ -56,16 +56,6 @@ class Target:
     stack: str | None
     settings: Settings | None
     """The stack's validated non-secret settings, when a stack config file was read."""
-
-
-def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
-    """Register `doctor`, `usage` and `smoke`, each with a `handler` taking the parsed args."""
-    # Imported here, not at the top: each of the three imports this module.
-    from infra import doctor, smoke, usage
-
-    doctor.add_command(commands)
-    usage.add_command(commands)
-    smoke.add_command(commands)
 
 
 def add_target_arguments(parser: argparse.ArgumentParser) -> None:

@@ -7,16 +7,16 @@ from typing import Any
 
 import jinja2
 
-from infra import proxy
-from infra.proxy import UPSTREAM_TIMEOUT_MS, WorkerConfig
 from infra.settings import Settings
+from infra.worker import model
+from infra.worker.model import UPSTREAM_TIMEOUT_MS, WorkerConfig
 
 COMPATIBILITY_DATE = "2026-11-01"
 """The Workers compatibility date the Worker is written and tested against (workerd in package.json
 supports it); deployed and local runs use the same one."""
 MAIN_MODULE = "worker.js"
 """The module name of the rendered source, as uploaded and as served by workerd."""
-TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "worker_template"
+TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "worker_template"
 """The Worker templates; `pulumi up`, `aigw` and the tests all run from the repository."""
 TEMPLATE = "worker.js.j2"
 
@@ -72,5 +72,5 @@ def render_config(config: WorkerConfig) -> str:
         }
         for provider in config.providers
     }
-    context: dict[str, Any] = {"config": config, "providers": providers, "model": proxy}
+    context: dict[str, Any] = {"config": config, "providers": providers, "model": model}
     return _environment().get_template(TEMPLATE).render(context)

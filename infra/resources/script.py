@@ -10,8 +10,8 @@ import pulumi_cloudflare as cloudflare
 import pulumi_random as random
 
 from infra.providers import secret_values
-from infra.render import COMPATIBILITY_DATE, MAIN_MODULE
 from infra.settings import Settings
+from infra.worker.render import COMPATIBILITY_DATE, MAIN_MODULE
 
 GENERATED_CLIENT = "default"
 """The client name of the token generated when `clientTokens` is unset."""

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from infra.render import COMPATIBILITY_DATE, MAIN_MODULE
+from infra.worker.render import COMPATIBILITY_DATE, MAIN_MODULE
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 WORKERD = REPO_ROOT / "node_modules" / ".bin" / "workerd"
 """The workerd pinned by package.json and its lock file; `npm ci` installs it."""
 READY_TIMEOUT = 30.0

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_cloudflare as cloudflare
 
-from infra import gateway, worker
-from infra.render import render_worker
+from infra.resources import gateway, script
 from infra.settings import GATEWAY_HOST, Secrets, Settings
+from infra.worker.render import render_worker
 
 COMPONENT_TYPE = "aigw:index:Gateway"
 
@@ -71,10 +71,10 @@ class AigwGateway(pulumi.ComponentResource):
                 dict(secrets.client_tokens)
             )
         else:
-            generated = worker.generate_client_token(name, self)
+            generated = script.generate_client_token(name, self)
             token_resources.append(generated)
             client_tokens = pulumi.Output.secret(
-                generated.result.apply(lambda token: {worker.GENERATED_CLIENT: token})
+                generated.result.apply(lambda token: {script.GENERATED_CLIENT: token})
             )
 
         provider_keys = secrets.provider_keys
@@ -82,21 +82,21 @@ class AigwGateway(pulumi.ComponentResource):
         bindings: pulumi.Output[list[cloudflare.WorkersScriptBindingArgsDict]] = (
             pulumi.Output.secret(
                 pulumi.Output.all(client_tokens, gateway_token).apply(
-                    lambda values: worker.secret_bindings(provider_keys, values[0], values[1])
+                    lambda values: script.secret_bindings(provider_keys, values[0], values[1])
                 )
             )
         )
         # The script waits for the gateway so that its first request finds one to call.
-        script = worker.create_script(
+        worker_script = script.create_script(
             name, settings, content, bindings, self, depends_on=[ai_gateway, *token_resources]
         )
 
-        self.url = self._address(name, args, script)
+        self.url = self._address(name, args, worker_script)
         self.gateway_id = ai_gateway.ai_gateway_id
         self.gateway_url = ai_gateway.ai_gateway_id.apply(
             lambda gateway_id: f"https://{GATEWAY_HOST}/v1/{settings.account_id}/{gateway_id}"
         )
-        self.worker_name = script.script_name
+        self.worker_name = worker_script.script_name
         self.openai_base_url = self.url.apply(lambda url: f"{url}/v1")
         self.client_tokens = client_tokens
         self.register_outputs(
@@ -111,13 +111,13 @@ class AigwGateway(pulumi.ComponentResource):
         )
 
     def _address(
-        self, name: str, args: AigwGatewayArgs, script: cloudflare.WorkersScript
+        self, name: str, args: AigwGatewayArgs, worker_script: cloudflare.WorkersScript
     ) -> pulumi.Output[str]:
         """Create the Worker's routes and return the URL clients should use."""
         settings = args.settings
-        custom = worker.create_custom_domain(name, settings, script, self)
+        custom = script.create_custom_domain(name, settings, worker_script, self)
         route = (
-            worker.create_workers_dev_route(name, settings, script, self)
+            script.create_workers_dev_route(name, settings, worker_script, self)
             if settings.workers_dev
             else None
         )
@@ -127,5 +127,5 @@ class AigwGateway(pulumi.ComponentResource):
         assert route is not None and args.workers_subdomain is not None
         subdomain = args.workers_subdomain
         return route.script_name.apply(
-            lambda worker_name: worker.workers_dev_url(worker_name, subdomain)
+            lambda worker_name: script.workers_dev_url(worker_name, subdomain)
         )

@@ -19,8 +19,8 @@ from pulumi_harness import (
     run_program,
 )
 
-import infra.render
 import infra.worker
+import infra.worker.render
 from infra.settings import load
 from tests.cloudflare_fake import WORKERS_SUBDOMAIN, FakeCloudflare
 
@@ -131,10 +131,10 @@ def test_worker_is_an_es_module_with_observability() -> None:
     assert script["accountId"] == ACCOUNT
     assert script["scriptName"] == "team-worker"
     assert script["mainModule"] == "worker.js"
-    assert script["compatibilityDate"] == infra.render.COMPATIBILITY_DATE
+    assert script["compatibilityDate"] == infra.worker.render.COMPATIBILITY_DATE
     assert script["observability"] == {"enabled": True}
     # The real Worker, rendered from the settings: the gateway it calls is fixed in its source.
-    assert script["content"] == infra.render.render_worker(settings)
+    assert script["content"] == infra.worker.render.render_worker(settings)
     assert json.dumps(settings.gateway_url) in script["content"]
     assert "export default" in script["content"]
     assert "bodyPart" not in script

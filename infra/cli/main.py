@@ -1,4 +1,4 @@
-"""The `aigw` command: one parser; subcommands are registered by the modules that run them."""
+"""The `aigw` command: one parser, and the registry of every subcommand beneath it."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from infra import local, operate
+from infra.cli import doctor, local, smoke, usage
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,7 +17,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     local.add_commands(commands)
-    operate.add_commands(commands)
+    doctor.add_command(commands)
+    usage.add_command(commands)
+    smoke.add_command(commands)
     return parser
 
 

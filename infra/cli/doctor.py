@@ -13,7 +13,7 @@ from cloudflare.types.ai_gateway import AIGatewayGetResponse
 from rich.console import Console
 from rich.markup import escape
 
-from infra import operate
+from infra.cli import api
 from infra.settings import Settings
 
 
@@ -22,7 +22,7 @@ class Check:
     """One line of the report: what was checked, how it went, and how to fix it."""
 
     name: str
-    status: operate.Status
+    status: api.Status
     detail: str
     fix: str = ""
 
@@ -38,26 +38,26 @@ def add_command(commands: argparse._SubParsersAction[Any]) -> None:
             "/healthz. Exits non-zero when a check fails."
         ),
     )
-    operate.add_target_arguments(parser)
+    api.add_target_arguments(parser)
     parser.add_argument("--url", help="the Worker's URL, to check that /healthz answers 200")
     parser.add_argument("--json", action="store_true", help="print one JSON object for scripts")
-    parser.set_defaults(handler=operate.handles_errors(run))
+    parser.set_defaults(handler=api.handles_errors(run))
 
 
 def run(args: argparse.Namespace) -> int:
     """`aigw doctor`."""
-    target = operate.resolve_target(args)
-    client = operate.make_client()
+    target = api.resolve_target(args)
+    client = api.make_client()
     checks = diagnose(client, target, args.url)
     failed = any(check.status == "fail" for check in checks)
     if args.json:
-        operate.print_json({"ok": not failed, "checks": [asdict(check) for check in checks]})
+        api.print_json({"ok": not failed, "checks": [asdict(check) for check in checks]})
     else:
         print_report(checks)
     return 1 if failed else 0
 
 
-def diagnose(client: cloudflare.Cloudflare, target: operate.Target, url: str | None) -> list[Check]:
+def diagnose(client: cloudflare.Cloudflare, target: api.Target, url: str | None) -> list[Check]:
     """Run every check in order; a check that others depend on stops them when it fails."""
     checks = [check_token(client, target)]
     if checks[0].status == "fail":
@@ -76,9 +76,9 @@ def diagnose(client: cloudflare.Cloudflare, target: operate.Target, url: str | N
     return checks
 
 
-def check_token(client: cloudflare.Cloudflare, target: operate.Target) -> Check:
+def check_token(client: cloudflare.Cloudflare, target: api.Target) -> Check:
     """The token is known to Cloudflare and active (user-owned or account-owned)."""
-    fix = f"create a token at {operate.TOKEN_PAGE} and export it as {operate.TOKEN_ENV}"
+    fix = f"create a token at {api.TOKEN_PAGE} and export it as {api.TOKEN_ENV}"
     refused = (cloudflare.AuthenticationError, cloudflare.PermissionDeniedError)
     doing = "verifying the token"
     try:
@@ -90,11 +90,11 @@ def check_token(client: cloudflare.Cloudflare, target: operate.Target) -> Check:
             verified = client.accounts.tokens.verify(account_id=target.account_id)
             kind = "account token"
         except refused:
-            return Check("token", "fail", operate.describe_api_error(user_error, doing), fix)
+            return Check("token", "fail", api.describe_api_error(user_error, doing), fix)
         except cloudflare.APIError as error:
-            return Check("token", "fail", operate.describe_api_error(error, doing), fix)
+            return Check("token", "fail", api.describe_api_error(error, doing), fix)
     except cloudflare.APIError as error:
-        return Check("token", "fail", operate.describe_api_error(error, doing), fix)
+        return Check("token", "fail", api.describe_api_error(error, doing), fix)
     status = getattr(verified, "status", "unknown")
     if status != "active":
         return Check("token", "fail", f"the token is {status}", fix)
@@ -102,7 +102,7 @@ def check_token(client: cloudflare.Cloudflare, target: operate.Target) -> Check:
     return Check("token", "ok", f"active {kind}{expiry}")
 
 
-def check_account(client: cloudflare.Cloudflare, target: operate.Target) -> Check:
+def check_account(client: cloudflare.Cloudflare, target: api.Target) -> Check:
     """The account exists and the token can see it."""
     try:
         account = client.accounts.get(account_id=target.account_id)
@@ -119,27 +119,27 @@ def check_account(client: cloudflare.Cloudflare, target: operate.Target) -> Chec
         return Check(
             "account",
             "fail",
-            operate.describe_api_error(error, f"reading account {target.account_id}"),
-            f"check --account-id, aigw:accountId or {operate.ACCOUNT_ENV}",
+            api.describe_api_error(error, f"reading account {target.account_id}"),
+            f"check --account-id, aigw:accountId or {api.ACCOUNT_ENV}",
         )
     name = account.name if account is not None else "?"
     return Check("account", "ok", f"{name} ({target.account_id})")
 
 
 def check_gateway(
-    client: cloudflare.Cloudflare, target: operate.Target
+    client: cloudflare.Cloudflare, target: api.Target
 ) -> tuple[Check, AIGatewayGetResponse | None]:
     """The gateway exists in the account."""
     try:
         gateway = client.ai_gateway.get(target.gateway_id, account_id=target.account_id)
     except cloudflare.APIError as error:
-        if operate.is_missing(error):
+        if api.is_missing(error):
             detail = f"no gateway {target.gateway_id!r} in account {target.account_id}"
             stack = f" --stack {target.stack}" if target.stack else ""
             fix = f"check --gateway-id / aigw:gatewayId, or deploy it: pulumi up{stack}"
         else:
-            detail = operate.describe_api_error(error, f"reading gateway {target.gateway_id!r}")
-            fix = f"give {operate.TOKEN_ENV} the AI Gateway Read permission on this account"
+            detail = api.describe_api_error(error, f"reading gateway {target.gateway_id!r}")
+            fix = f"give {api.TOKEN_ENV} the AI Gateway Read permission on this account"
         return Check("gateway", "fail", detail, fix), None
     return Check("gateway", "ok", f"{gateway.id} exists"), gateway
 
@@ -198,7 +198,7 @@ def check_health(url: str | None) -> Check:
         return Check("worker", "skip", "not checked: pass --url to check the Worker's /healthz")
     health = url.rstrip("/") + "/healthz"
     try:
-        response = httpx.get(health, timeout=operate.HTTP_TIMEOUT, follow_redirects=False)
+        response = httpx.get(health, timeout=api.HTTP_TIMEOUT, follow_redirects=False)
     except httpx.HTTPError as error:
         return Check(
             "worker",
@@ -221,7 +221,7 @@ def print_report(checks: list[Check]) -> None:
     console = Console(highlight=False, soft_wrap=True)
     width = max(len(check.name) for check in checks)
     for check in checks:
-        line = f"{operate.MARKS[check.status]} {check.name.ljust(width)}  {escape(check.detail)}"
+        line = f"{api.MARKS[check.status]} {check.name.ljust(width)}  {escape(check.detail)}"
         if check.fix:
             line += f" [dim]→ {escape(check.fix)}[/]"
         console.print(line)

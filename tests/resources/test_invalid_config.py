@@ -8,7 +8,7 @@ import pulumi
 import pytest
 from pulumi_harness import ACCOUNT, ZONE, run_program
 
-import infra.component
+import infra.resources.component
 from tests.cloudflare_fake import FakeCloudflare
 
 KEYS = {"openai": ["sk-test-a"]}
@@ -163,7 +163,7 @@ def test_a_render_failure_registers_nothing(monkeypatch: pytest.MonkeyPatch) -> 
     def broken(settings: object) -> str:
         raise RuntimeError("template error for tests")
 
-    monkeypatch.setattr(infra.component, "render_worker", broken)
+    monkeypatch.setattr(infra.resources.component, "render_worker", broken)
     run = run_program(BASE, expect_error=True)
     assert "template error for tests" in str(run.error)
     assert run.registrations == []

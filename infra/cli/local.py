@@ -16,10 +16,7 @@ from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
-from infra.providers import BINDING_NAMES, CLIENT_TOKENS, GATEWAY_TOKEN, PROVIDERS
-from infra.render import render_worker
-from infra.settings import Settings
-from infra.stackfile import (
+from infra.cli.stackfile import (
     StackFileError,
     find_stack_file,
     is_encrypted,
@@ -27,7 +24,10 @@ from infra.stackfile import (
     read_stack_config,
     stack_name,
 )
-from infra.workerd import WorkerdError, serve_worker
+from infra.cli.workerd import WorkerdError, serve_worker
+from infra.providers import BINDING_NAMES, CLIENT_TOKENS, GATEWAY_TOKEN, PROVIDERS
+from infra.settings import Settings
+from infra.worker.render import render_worker
 
 DEFAULT_PORT = 8787
 DEFAULT_VARS = Path(".dev.vars")

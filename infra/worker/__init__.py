@@ -1,0 +1,1 @@
+"""The Worker: its pure Python reference model and the rendering of its JavaScript source."""
