@@ -15,8 +15,11 @@ import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from datetime import time as wall_time
 from email.utils import parsedate_to_datetime
 from typing import Literal
+from zoneinfo import ZoneInfo
 
 from infra.providers import BINDING_SEPARATORS, CLIENT_TOKENS, GATEWAY_TOKEN, PROVIDERS, Provider
 from infra.settings import Settings
@@ -44,8 +47,38 @@ KEY_INVALID_REASONS = {"google-ai-studio": "API_KEY_INVALID"}
 Google AI Studio answers a revoked or unknown key with `400 INVALID_ARGUMENT` and an ErrorInfo
 detail whose reason is `API_KEY_INVALID`: without this, one revoked key would fail its share of
 requests for good instead of failing over."""
-KEY_INVALID_PEEK_BYTES = 8_192
-"""The largest 400 body read to look for such a reason; a larger one is passed through unread."""
+ERROR_PEEK_BYTES = 8_192
+"""The largest error body read to tell who answered and why (AI Gateway's own refusals, a key
+refused with 400, provider verdicts). Only error statuses with a JSON content type are read, never
+a 2xx; a larger body (declared or streamed) is passed through unread."""
+GATEWAY_ERROR_NAME = "AiGatewayError"
+"""The `name` of AI Gateway's own error bodies: a refusal of the gateway, not of a key."""
+GATEWAY_RATE_LIMITED = 2003
+"""The `internalCode` of the gateway's own rate limit."""
+GATEWAY_AUTH_REFUSED = 2009
+"""The `internalCode` of the gateway refusing the Worker's `cf-aig-authorization`."""
+GATEWAY_SPEND_LIMITED = 2045
+"""The `internalCode` of a gateway spend limit."""
+RATE_LIMIT_ERROR_TYPE = "rate_limit_error"
+"""The error `type` of the 429s the Worker words itself."""
+GATEWAY_RATE_LIMITED_MESSAGE = (
+    "the AI Gateway's own rate limit refused this request (no provider key is at fault): retry "
+    "after a while, or ask the operator to raise the gateway's rate limit"
+)
+GATEWAY_AUTH_FAILED_MESSAGE = (
+    "the AI Gateway refused this Worker's gateway token, so no provider was asked: the operator "
+    "should check that the Worker's GATEWAY_TOKEN secret is a current authentication token of "
+    "the gateway"
+)
+INSUFFICIENT_QUOTA = "insufficient_quota"
+"""OpenAI's `error.code` / `error.type` for a key whose billing is exhausted: it rests as long as
+a refused key (and, like one, only once another key answered the same request)."""
+QUOTA_FAILURE_TYPE = "type.googleapis.com/google.rpc.QuotaFailure"
+RETRY_INFO_TYPE = "type.googleapis.com/google.rpc.RetryInfo"
+PER_DAY_QUOTA = "PerDay"
+"""In a Google quota violation's `quotaId`: the quota is per day, and resets at midnight Pacific."""
+QUOTA_DAY_ZONE = "America/Los_Angeles"
+"""Where Google's per-day quotas reset at midnight."""
 
 CLIENT_KEY_HEADERS = tuple(
     sorted({"authorization"} | {h for p in PROVIDERS.values() for h in p.client_key_headers})
@@ -137,6 +170,8 @@ _ENCODED_SEPARATOR = re.compile(r"%(?:2f|5c)", re.IGNORECASE)
 _PERCENT = re.compile(r"%([0-9a-fA-F]{2})")
 _HEADER_NAME = re.compile(r"[a-z0-9-]+")
 _DIGITS = re.compile(r"[0-9]+")
+_DURATION = re.compile(r"([0-9]+)(?:\.([0-9]{1,9}))?s")
+"""A protobuf Duration in JSON (Google's `retryDelay`): seconds with up to nine decimals."""
 _DECODE_ROUNDS = 3
 
 
@@ -359,17 +394,79 @@ def retry_after_ms(value: str | None, now_ms: int) -> int | None:
     return min(max(delay, 0), MAX_COOLDOWN_MS)
 
 
-def cooldown_ms(status: int, headers: Mapping[str, str], now_ms: int) -> int:
-    """How long a key rests after an answer: long when refused, `Retry-After` on 429, else not."""
+def cooldown_ms(
+    status: int, headers: Mapping[str, str], now_ms: int, retry_delay: int | None = None
+) -> int:
+    """How long a key rests after an answer: long when refused, on 429 as the provider says
+    (Google's `retryDelay`, else `Retry-After`) or a short default, else not at all."""
     if status in KEY_REJECTED_STATUSES:
         return REJECTED_COOLDOWN_MS
     if status == 429:
-        delay = retry_after_ms(headers.get("retry-after"), now_ms)
+        delay = (
+            retry_delay
+            if retry_delay is not None
+            else retry_after_ms(headers.get("retry-after"), now_ms)
+        )
         return RATE_LIMITED_COOLDOWN_MS if delay is None else delay
     return 0
 
 
-def key_invalid_400(slug: str, status: int, body: bytes) -> bool:
+def is_json(content_type: str | None) -> bool:
+    """Whether a `Content-Type` is JSON (`application/json` or a `+json` type)."""
+    media = (content_type or "").split(";")[0].strip().lower()
+    return media == "application/json" or media.endswith("+json")
+
+
+def error_document(status: int, headers: Mapping[str, str], body: bytes) -> object | None:
+    """The parsed body of an error answer that says who refused and why, else None.
+
+    Only error statuses with a JSON content type are read, and only up to `ERROR_PEEK_BYTES`: a
+    2xx is streamed through unread, and a large error body is passed on whole without a look.
+    """
+    if status < 400 or not is_json(headers.get("content-type")):
+        return None
+    declared = headers.get("content-length", "")
+    if (_DIGITS.fullmatch(declared) and int(declared) > ERROR_PEEK_BYTES) or len(
+        body
+    ) > ERROR_PEEK_BYTES:
+        return None
+    try:
+        document: object = json.loads(body)
+    except ValueError:
+        return None
+    return document
+
+
+def gateway_refusal(document: object) -> int | None:
+    """The `internalCode` of AI Gateway's own refusal (`"name": "AiGatewayError"`), else None."""
+    if not isinstance(document, dict) or document.get("name") != GATEWAY_ERROR_NAME:
+        return None
+    code = document.get("internalCode")
+    if isinstance(code, bool) or not isinstance(code, int | float):
+        return None
+    if isinstance(code, float) and not code.is_integer():
+        return None
+    return int(code)
+
+
+def _error(document: object) -> dict[str, object]:
+    """The `error` object of a provider's error body (Google's streaming endpoints wrap the body
+    in a list), or an empty one."""
+    if isinstance(document, list) and document:
+        document = document[0]
+    error = document.get("error") if isinstance(document, dict) else None
+    return error if isinstance(error, dict) else {}
+
+
+def _details(document: object) -> list[dict[str, object]]:
+    """The objects of `error.details[]` (Google's structured error details)."""
+    details = _error(document).get("details")
+    if not isinstance(details, list):
+        return []
+    return [detail for detail in details if isinstance(detail, dict)]
+
+
+def key_invalid_400(slug: str, status: int, document: object) -> bool:
     """Whether an answer is the provider's 400 refusing the key itself (`KEY_INVALID_REASONS`).
 
     The reason is read from the structured `error.details[].reason`, never searched for in the
@@ -377,19 +474,104 @@ def key_invalid_400(slug: str, status: int, body: bytes) -> bool:
     otherwise make any 400 look like a refused key.
     """
     reason = KEY_INVALID_REASONS.get(slug)
-    if status != 400 or reason is None or len(body) > KEY_INVALID_PEEK_BYTES:
+    if status != 400 or reason is None:
         return False
-    try:
-        document = json.loads(body)
-    except ValueError:
+    return any(detail.get("reason") == reason for detail in _details(document))
+
+
+def insufficient_quota(status: int, document: object) -> bool:
+    """Whether an answer is an OpenAI-style 429 for a key whose billing is exhausted."""
+    error = _error(document) if status == 429 else {}
+    return INSUFFICIENT_QUOTA in (error.get("code"), error.get("type"))
+
+
+def per_day_quota(status: int, document: object) -> bool:
+    """Whether an answer is Google's 429 for a quota that is per day (`quotaId` with `PerDay`)."""
+    if status != 429:
         return False
-    if isinstance(document, list) and document:
-        document = document[0]
-    error = document.get("error") if isinstance(document, dict) else None
-    details = error.get("details") if isinstance(error, dict) else None
-    if not isinstance(details, list):
-        return False
-    return any(isinstance(detail, dict) and detail.get("reason") == reason for detail in details)
+    for detail in _details(document):
+        violations = detail.get("violations")
+        if detail.get("@type") == QUOTA_FAILURE_TYPE and isinstance(violations, list):
+            for violation in violations:
+                quota = violation.get("quotaId") if isinstance(violation, dict) else None
+                if isinstance(quota, str) and PER_DAY_QUOTA in quota:
+                    return True
+    return False
+
+
+def retry_delay_ms(status: int, document: object) -> int | None:
+    """Google's `RetryInfo.retryDelay` of a 429 (`"37s"`, `"1.5s"`) in milliseconds, rounded up
+    and capped like a `Retry-After`; None if there is none."""
+    if status != 429:
+        return None
+    for detail in _details(document):
+        delay = detail.get("retryDelay")
+        if detail.get("@type") != RETRY_INFO_TYPE or not isinstance(delay, str):
+            continue
+        match = _DURATION.fullmatch(delay)
+        if match is None:
+            continue
+        nanos = int((match.group(2) or "").ljust(9, "0"))
+        return min(int(match.group(1)) * 1000 + (nanos + 999_999) // 1_000_000, MAX_COOLDOWN_MS)
+    return None
+
+
+def next_quota_day_ms(now_ms: int) -> int:
+    """The next midnight in `QUOTA_DAY_ZONE` after `now_ms`, when Google's per-day quotas reset."""
+    zone = ZoneInfo(QUOTA_DAY_ZONE)
+    today = datetime.fromtimestamp(now_ms // 1000, zone).date()
+    midnight = datetime.combine(today + timedelta(days=1), wall_time(0), tzinfo=zone)
+    return int(midnight.timestamp()) * 1000
+
+
+def held_rest_until(status: int, document: object, now_ms: int) -> int | None:
+    """Until when an answer condemns its key for long, else None: a refusal (401/402/403, or a
+    400 counted as one), billing exhausted, or a per-day quota spent.
+
+    Such a rest is applied only once another key answered the same request without such a
+    verdict: when every key gets one, the request (a bogus OpenAI-Organization, a model with a
+    tiny daily quota) is at fault rather than the keys, and resting them all would let any client
+    retire the whole pool.
+    """
+    if status in KEY_REJECTED_STATUSES or insufficient_quota(status, document):
+        return now_ms + REJECTED_COOLDOWN_MS
+    if per_day_quota(status, document):
+        return next_quota_day_ms(now_ms)
+    return None
+
+
+def budget_exceeded_message(client: str) -> str:
+    """What a client over a gateway spend limit (`2045`) reads: it names the client."""
+    return (
+        f"client {client} is over a spend limit of this AI Gateway: its requests are refused "
+        "until the limit's window has room again (the operator sets the budgets)"
+    )
+
+
+def gateway_answer(code: int, answer: UpstreamResponse, client: str) -> Response:
+    """The client's answer to AI Gateway's own refusal `code` (DESIGN §4): the Worker's words for
+    those an operator or client can act on, any other passed through (they carry no key)."""
+    retry_after = answer.headers.get("retry-after")
+    kept = {} if retry_after is None else {"retry-after": retry_after}
+    if code == GATEWAY_RATE_LIMITED:
+        return error(
+            429,
+            "gateway_rate_limited",
+            GATEWAY_RATE_LIMITED_MESSAGE,
+            kept,
+            kind=RATE_LIMIT_ERROR_TYPE,
+        )
+    if code == GATEWAY_SPEND_LIMITED:
+        return error(
+            429,
+            "budget_exceeded",
+            budget_exceeded_message(client),
+            kept,
+            kind=RATE_LIMIT_ERROR_TYPE,
+        )
+    if code == GATEWAY_AUTH_REFUSED:
+        return error(502, "gateway_auth_failed", GATEWAY_AUTH_FAILED_MESSAGE, kept)
+    return Response(answer.status, answer.headers, answer.body)
 
 
 def is_failover(status: int) -> bool:
@@ -645,11 +827,12 @@ class Isolate:
         body = request.body if sends_body else None
         start = pool.start()
         tried: set[str] = set()
-        # Keys refused (401/402/403) in this request. They rest only once another key answers
-        # the same request without a refusal: when every key is refused, the request (a bogus
-        # OpenAI-Organization, say) or the gateway's own auth is at fault, not the keys, and
-        # resting them all would let any client retire the whole pool.
-        refused: list[str] = []
+        # Keys refused (401/402/403) or otherwise condemned for long in this request, with the
+        # end of their rest. They rest only once another key answers the same request without
+        # such a verdict: when every key gets one, the request (a bogus OpenAI-Organization,
+        # say) or the gateway's own auth is at fault, not the keys, and resting them all would
+        # let any client retire the whole pool.
+        refused: list[tuple[str, int]] = []
         # The last attempt's answer; None when it did not reach the gateway.
         answer: UpstreamResponse | None = None
         for _ in range(self.config.max_attempts):
@@ -676,18 +859,28 @@ class Isolate:
                 continue
             answer = result
             now = self.clock_ms()
+            document = error_document(answer.status, answer.headers, answer.body)
+            gateway_code = gateway_refusal(document)
+            if gateway_code is not None:
+                # The gateway itself refused: no key is at fault (none rests), and another key
+                # would meet the same refusal (and count against the same limit) again.
+                kept = scrubbed_headers(answer.headers, (*pool.keys, gateway_token))
+                reply = UpstreamResponse(answer.status, kept, answer.body)
+                return gateway_answer(gateway_code, reply, client)
             # A provider's 400 refusing the key counts as a 401 (it is passed through if last).
-            key_invalid = key_invalid_400(provider.slug, answer.status, answer.body)
+            key_invalid = key_invalid_400(provider.slug, answer.status, document)
             status = 401 if key_invalid else answer.status
-            if status in KEY_REJECTED_STATUSES:
-                refused.append(key)
+            held = held_rest_until(status, document, now)
+            if held is not None:
+                refused.append((key, held))
             else:
-                for refused_key in refused:
-                    pool.rest(refused_key, now + REJECTED_COOLDOWN_MS)
+                for refused_key, until in refused:
+                    pool.rest(refused_key, until)
                 refused.clear()
-                rest = cooldown_ms(answer.status, answer.headers, now)
-                if rest:
-                    pool.rest(key, now + rest)
+            if status == 429:
+                # Even a zero rest is applied: it never shortens a longer one the key has.
+                delay = retry_delay_ms(status, document)
+                pool.rest(key, now + cooldown_ms(status, answer.headers, now, delay))
             if not is_failover(status):
                 kept = scrubbed_headers(answer.headers, (*pool.keys, gateway_token))
                 return Response(answer.status, kept, answer.body)

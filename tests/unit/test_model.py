@@ -18,6 +18,7 @@ from infra.worker.model import (
     UpstreamResponse,
     WorkerConfig,
     cooldown_ms,
+    error_document,
     key_invalid_400,
     parse_client_tokens,
     path_is_contained,
@@ -207,8 +208,9 @@ _REASON = b'{"error":{"code":400,"details":[{"reason":"API_KEY_INVALID"}]}}'
 def test_key_invalid_400_reads_only_the_structured_reason(
     slug: str, status: int, body: bytes, expected: bool
 ) -> None:
-    """Only a small 400 whose error.details[].reason names the provider's key refusal counts."""
-    assert key_invalid_400(slug, status, body) is expected
+    """Only a small JSON 400 whose error.details[].reason names the key refusal counts."""
+    document = error_document(status, {"content-type": "application/json"}, body)
+    assert key_invalid_400(slug, status, document) is expected
 
 
 def test_scrubbed_headers_drop_cors_and_secret_echoes() -> None:
