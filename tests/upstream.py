@@ -82,6 +82,33 @@ class StreamHold:
     """True when nobody released the stream within `HOLD_TIMEOUT`: the client never saw it."""
 
 
+GATEWAY_REFUSALS: dict[int, tuple[int, str]] = {
+    2003: (429, "Rate limited"),
+    2009: (401, "Unauthorized"),
+    2016: (400, "Prompt blocked due to security configurations"),
+    2021: (402, "Out of credits"),
+    2045: (429, "Spend limit exceeded"),
+}
+"""AI Gateway's own refusals by `internalCode`: (status, message). 2003 and 2009 as AI Gateway
+sends them; the statuses and messages of the others are assumed (the Worker reads only the
+`name` and the `internalCode`)."""
+
+
+def gateway_refusal(code: int) -> tuple[int, bytes]:
+    """AI Gateway's own refusal `code` (one of `GATEWAY_REFUSALS`): its status and JSON body."""
+    status, message = GATEWAY_REFUSALS[code]
+    body = {
+        "success": False,
+        "result": [],
+        "messages": [],
+        "error": [{"code": code, "message": message}],
+        "name": "AiGatewayError",
+        "httpCode": status,
+        "internalCode": code,
+    }
+    return status, json.dumps(body, separators=(",", ":")).encode()
+
+
 def revoked_message(key: str) -> str:
     """What the upstream says about a revoked key: like OpenAI, it shows a fragment of the key."""
     return f"Incorrect API key provided: {key[:8]}***{key[-1:]}. You can find your API key at ..."
@@ -106,6 +133,9 @@ class FakeGateway:
         """Streams whose client went away before the end (a write to it failed)."""
         self.strict_script = False
         """Answer requests past the end of the script with `UNSCRIPTED` instead of normally."""
+        self.refusal: int | None = None
+        """Answer every request, whatever its key, with this refusal of AI Gateway's own (an
+        `internalCode` of `GATEWAY_REFUSALS`; a 429 carries `retry_after`); None to answer."""
         self._script: list[Scripted] = []
         self._silence = threading.Event()
         """Set to end every scripted `timeout` now waiting; replaced by `reset()`."""
@@ -250,6 +280,15 @@ class _Exchange:
         scripted = self.gateway._record(request)
         if scripted is not None:
             return await self._answer_scripted(scripted)
+        if self.gateway.refusal is not None:
+            status, body = gateway_refusal(self.gateway.refusal)
+            extra = {"retry-after": self.gateway.retry_after} if status == 429 else {}
+            await self._send(
+                status,
+                {"content-type": "application/json", "content-length": str(len(body)), **extra},
+                body,
+            )
+            return True
         behaviour = self.gateway.behaviours.get(request.key or "", "ok")
         if behaviour == "drop":
             return False

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
+from datetime import UTC, datetime
 
 import pytest
 
@@ -19,10 +21,13 @@ from infra.worker.model import (
     WorkerConfig,
     cooldown_ms,
     error_document,
+    gateway_refusal,
     key_invalid_400,
+    next_quota_day_ms,
     parse_client_tokens,
     path_is_contained,
     retry_after_ms,
+    retry_delay_ms,
     scrubbed_headers,
     split_list,
 )
@@ -224,3 +229,162 @@ def test_scrubbed_headers_drop_cors_and_secret_echoes() -> None:
     }
     kept = scrubbed_headers(headers, ("sk-test-a", ""))
     assert kept == {"x-request-id": "req-1", "content-type": "application/json"}
+
+
+def _utc_ms(text: str) -> int:
+    return int(datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp() * 1000)
+
+
+@pytest.mark.parametrize(
+    ("now", "midnight"),
+    [
+        # Saturday noon PST: Sunday's midnight is still PST (08:00 UTC); clocks change at 02:00.
+        ("2026-03-07T20:00:00", "2026-03-08T08:00:00"),
+        # Sunday noon PDT: Monday's midnight is PDT (07:00 UTC).
+        ("2026-03-08T19:00:00", "2026-03-09T07:00:00"),
+        # Saturday noon PDT before the autumn change: Sunday's midnight is PDT.
+        ("2026-10-31T19:00:00", "2026-11-01T07:00:00"),
+        # 01:30 PST, the second 01:30 of the autumn night: Monday's midnight is PST.
+        ("2026-11-01T09:30:00", "2026-11-02T08:00:00"),
+        # 20:00 PDT is already the next day in UTC: midnight is still Pacific's.
+        ("2026-06-16T03:00:00", "2026-06-16T07:00:00"),
+        # Midnight exactly: the next one is a day away; a second before, it is a second away.
+        ("2026-06-16T07:00:00", "2026-06-17T07:00:00"),
+        ("2026-06-16T06:59:59", "2026-06-16T07:00:00"),
+    ],
+)
+def test_next_quota_day_is_pacific_midnight(now: str, midnight: str) -> None:
+    """Google's per-day quotas reset at the next midnight in Los Angeles, daylight saving or not."""
+    assert next_quota_day_ms(_utc_ms(now)) == _utc_ms(midnight)
+    assert next_quota_day_ms(_utc_ms(now) + 999) == _utc_ms(midnight)
+
+
+def _google_429(violations: list[str], delay: str | None = None) -> bytes:
+    details: list[object] = [
+        {
+            "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+            "violations": [{"quotaId": quota} for quota in violations],
+        }
+    ]
+    if delay is not None:
+        details.append({"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": delay})
+    return json.dumps({"error": {"code": 429, "details": details}}).encode()
+
+
+@pytest.mark.parametrize(
+    ("delay", "expected"),
+    [
+        ("37s", 37_000),
+        ("1.5s", 1_500),
+        ("57.238747106s", 57_239),
+        ("0.0001s", 1),
+        ("0s", 0),
+        ("86400s", MAX_COOLDOWN_MS),
+        ("37", None),
+        ("-1s", None),
+        ("1.s", None),
+        ("1.1234567891s", None),
+        ("1m", None),
+    ],
+)
+def test_retry_delay_is_read_as_a_duration(delay: str, expected: int | None) -> None:
+    """Google's retryDelay is seconds with up to nine decimals, rounded up to the millisecond and
+    capped like a Retry-After; anything else is no delay."""
+    document = json.loads(_google_429([], delay))
+    assert retry_delay_ms(429, document) == expected
+    assert retry_delay_ms(503, document) is None
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        (b'{"name":"AiGatewayError","internalCode":2003}', 2003),
+        (b'{"name":"AiGatewayError","internalCode":2009.0}', 2009),
+        (b'{"name":"AiGatewayError","internalCode":"2003"}', None),
+        (b'{"name":"AiGatewayError","internalCode":true}', None),
+        (b'{"name":"AiGatewayError","internalCode":2003.5}', None),
+        (b'{"name":"AiGatewayError"}', None),
+        (b'{"name":"OtherError","internalCode":2003}', None),
+        (b'[{"name":"AiGatewayError","internalCode":2003}]', None),
+        (b'{"error":{"code":2003}}', None),
+    ],
+)
+def test_gateway_refusal_needs_name_and_integer_code(body: bytes, code: int | None) -> None:
+    """Only a body named AiGatewayError with an integer internalCode is the gateway's refusal."""
+    document = error_document(429, {"content-type": "application/json"}, body)
+    assert gateway_refusal(document) == code
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "body"),
+    [
+        (200, {"content-type": "application/json"}, b'{"name":"AiGatewayError"}'),
+        (429, {"content-type": "text/plain"}, b'{"name":"AiGatewayError"}'),
+        (429, {}, b'{"name":"AiGatewayError"}'),
+        (429, {"content-type": "application/json", "content-length": "9000"}, b"{}"),
+        (429, {"content-type": "application/json"}, b'{"a":"' + b"x" * 9000 + b'"}'),
+        (429, {"content-type": "application/json"}, b"not json"),
+    ],
+)
+def test_error_document_reads_only_small_json_errors(
+    status: int, headers: dict[str, str], body: bytes
+) -> None:
+    """A 2xx, a body that is not JSON by its type, or one over the bound is never read."""
+    assert error_document(status, headers, body) is None
+
+
+def test_per_day_quota_rests_the_key_until_pacific_midnight() -> None:
+    """A key whose per-day Google quota is spent is skipped until midnight Pacific, and back at
+    that very instant; its 0s retryDelay does not end the rest early."""
+    clock = [_utc_ms("2026-06-15T19:00:00")]  # noon PDT
+    env = {
+        "GOOGLE_AI_STUDIO_API_KEYS": "goog-test-a,goog-test-b",
+        "CLIENT_TOKENS": f"laptop:{TOKEN}",
+    }
+    config = _config(providerKeys={"google-ai-studio": ["x"]})
+    isolate = Isolate(config, env, clock_ms=lambda: clock[0])
+    keys: list[str] = []
+    quota = _google_429(["GenerateRequestsPerDayPerProjectPerModel-FreeTier"], "0s")
+
+    def send(request: UpstreamRequest) -> UpstreamResponse:
+        keys.append(request.headers["x-goog-api-key"])
+        if len(keys) == 1:
+            return UpstreamResponse(429, {"content-type": "application/json"}, quota)
+        return UpstreamResponse(200)
+
+    request = ClientRequest(
+        "POST", "/google-ai-studio/v1beta/models/m:generateContent", {"x-goog-api-key": TOKEN}
+    )
+    isolate.handle(request, send)  # a: per-day 429, b: 200
+    clock[0] = _utc_ms("2026-06-16T06:59:59")
+    isolate.handle(request, send)  # starts at b
+    isolate.handle(request, send)  # starts at a, which rests: b
+    clock[0] = _utc_ms("2026-06-16T07:00:00")
+    isolate.handle(request, send)  # starts at b
+    isolate.handle(request, send)  # starts at a, back at midnight
+    a, b = "goog-test-a", "goog-test-b"
+    assert keys == [a, b, b, b, b, a]
+
+
+def test_insufficient_quota_rests_as_long_as_a_refusal() -> None:
+    """A key out of billing quota rests REJECTED_COOLDOWN_MS, not the 429's Retry-After."""
+    clock = [NOW]
+    isolate = Isolate(_config(), ENV, clock_ms=lambda: clock[0])
+    keys: list[str] = []
+    body = b'{"error":{"message":"quota","type":"insufficient_quota","code":"insufficient_quota"}}'
+
+    def send(request: UpstreamRequest) -> UpstreamResponse:
+        keys.append(request.headers["authorization"].removeprefix("Bearer "))
+        if len(keys) == 1:
+            headers = {"content-type": "application/json", "retry-after": "1"}
+            return UpstreamResponse(429, headers, body)
+        return UpstreamResponse(200)
+
+    isolate.handle(_chat(), send)  # a: insufficient_quota, b: 200
+    clock[0] += REJECTED_COOLDOWN_MS - 1
+    isolate.handle(_chat(), send)  # starts at b
+    isolate.handle(_chat(), send)  # starts at a, which rests: b
+    clock[0] += 1
+    isolate.handle(_chat(), send)  # starts at b
+    isolate.handle(_chat(), send)  # starts at a, rested
+    assert keys == ["sk-test-a", "sk-test-b", "sk-test-b", "sk-test-b", "sk-test-b", "sk-test-a"]
