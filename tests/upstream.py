@@ -33,12 +33,15 @@ BASE_PATH = f"/v1/{ACCOUNT_ID}/{GATEWAY_ID}"
 """The gateway's path prefix, as on gateway.ai.cloudflare.com, so path mapping is tested whole."""
 HOLD_TIMEOUT = 10.0
 """Longest a held stream or a scripted `timeout` waits for its release before going on."""
+CHUNK_BYTES = 4096
+"""The chunk size of a scripted answer sent with `transfer-encoding: chunked` (no length)."""
 UNSCRIPTED = UpstreamResponse(599, {}, b"unscripted request")
 """The answer past the end of a script when `strict_script` is set."""
 
 Scripted = UpstreamResponse | UpstreamFailure
-"""A canned answer for the next request, whatever its key: a response, `network-error` (the
-connection is reset unanswered) or `timeout` (it stays silent until `reset()` or `HOLD_TIMEOUT`)."""
+"""A canned answer for the next request, whatever its key: a response (with a `content-length`,
+or in chunks if its headers say `transfer-encoding: chunked`), `network-error` (the connection is
+reset unanswered) or `timeout` (it stays silent until `reset()` or `HOLD_TIMEOUT`)."""
 
 
 @dataclass(frozen=True)
@@ -376,6 +379,18 @@ class _Exchange:
             scripted = "network-error"
         if scripted == "network-error":
             self._reset_connection()
+            return False
+        if scripted.headers.get("transfer-encoding") == "chunked":
+            # No declared length: the body comes in chunks of CHUNK_BYTES, as a stream would.
+            body = b"".join(
+                b"%x\r\n%s\r\n" % (len(part), part)
+                for part in (
+                    scripted.body[start : start + CHUNK_BYTES]
+                    for start in range(0, len(scripted.body), CHUNK_BYTES)
+                )
+            )
+            headers = {**scripted.headers, "connection": "close"}
+            await self._send(scripted.status, headers, body + b"0\r\n\r\n")
             return False
         headers = {
             **scripted.headers,
