@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cloudflare.types.ai_gateway import LogListResponse
 
 from infra.cli import keys
 from infra.cli.main import main
@@ -210,13 +211,26 @@ def test_keys_verdict_follows_the_latest_answer_that_says_something(
     assert row["lastStatus"] == statuses[-1]
 
 
-def test_keys_verdict_reads_times_not_the_order_logs_arrive_in(
-    cloudflare_api: FakeCloudflare, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """A refusal logged later but stamped before the last success does not condemn the key."""
-    log(cloudflare_api, NOON + timedelta(minutes=5), 200)
-    log(cloudflare_api, NOON + timedelta(minutes=1), 401)
-    (row,) = keys_json(capsys, *WINDOW)
+def test_keys_verdict_reads_times_not_the_order_logs_arrive_in() -> None:
+    """Logs read out of time order still give the newest status and the verdict of the newest."""
+    report = keys.KeysReport()
+    for minute, status in [(5, 200), (3, 401), (1, 200)]:
+        report.add(
+            LogListResponse(
+                id=f"log{minute}",
+                cached=False,
+                created_at=NOON + timedelta(minutes=minute),
+                duration=100,
+                model="gpt-4o-mini",
+                path="chat/completions",
+                provider="openai",
+                success=status == 200,
+                status_code=status,
+                metadata=json.dumps({"client": "laptop", "keyId": "1a2b3c4d"}),
+            )
+        )
+    (key,) = report.rows()
+    row = key.as_json()
     assert (row["verdict"], row["lastStatus"]) == ("healthy", 200)
     assert row["lastSeen"] == "2026-11-28T12:05:00.000Z"
 
@@ -315,9 +329,11 @@ def test_keys_table_puts_keys_to_replace_first_and_in_red(
         ("1a2b3c4d", "healthy"),
     ]
     bold_red, yellow, green = "\x1b[1;31m", "\x1b[33m", "\x1b[32m"
-    assert bold_red in rows[0] and "replace" in rows[0]
-    assert yellow in rows[1] and bold_red not in rows[1]
-    assert bold_red not in rows[2] and yellow not in rows[2] and green in rows[2]
+    # A bad key's whole line is coloured, its id included; a healthy key only has a green verdict.
+    assert f"{bold_red}5e6f7a8b" in rows[0] and f"{bold_red}replace" in rows[0]
+    assert f"{yellow}9f8e7d6c" in rows[1] and bold_red not in rows[1]
+    assert f"{green}healthy" in rows[2] and "m1a2b3c4d" not in rows[2]
+    assert bold_red not in rows[2] and yellow not in rows[2]
 
 
 def test_keys_table_shows_each_key_with_its_counts(
@@ -498,3 +514,12 @@ def test_keys_refuses_a_bad_window(
     """A window that cannot be read is one clear error, before any API call."""
     assert message in fails(capsys, ["keys", *TARGET, *options])
     assert cloudflare_api.calls == []
+
+
+def test_keys_chart_that_cannot_be_saved_is_one_clear_sentence(
+    cloudflare_api: FakeCloudflare, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A chart path taken by a folder fails with the path and the reason, not a traceback."""
+    Path("taken.png").mkdir()
+    err = fails(capsys, ["keys", *TARGET, "--chart", "taken.png"])
+    assert "could not write the chart to 'taken.png': Is a directory" in err
