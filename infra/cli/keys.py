@@ -61,8 +61,8 @@ VERDICT_COLOURS: dict[Verdict, str] = {
 HOUR = timedelta(hours=1)
 TICK_STEPS = (1, 2, 3, 6, 12, 24, 48, 96, 168, 336, 672)
 """Hours between two labelled ticks of the chart: the first that leaves about a dozen."""
-TABLE_WIDTH = 140
-"""The table's width when the output is not a terminal: every column at its full width."""
+TABLE_WIDTH = 120
+"""The table's width when the output is not a terminal (rich would assume 80)."""
 
 
 def answer_class(log: LogListResponse) -> AnswerClass:
@@ -250,19 +250,19 @@ def print_table(
     report: KeysReport, target: api.Target, window: usage.Window, chart: Path | None
 ) -> None:
     """The human view: one row per key, keys to replace first and in red."""
-    table = Table(box=box.SIMPLE_HEAD)
-    # Names are what the reader looks for: never squeezed, the headers of numbers give way first.
-    table.add_column("provider", no_wrap=True, min_width=8)
-    table.add_column("key", no_wrap=True, min_width=8)
-    for name in ("requests", "ok", "rate-limited", "refused", "server errors", "last status"):
-        table.add_column(name, justify="right", no_wrap=True)
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    # The verdict comes right after the key, so a narrow terminal cuts numbers, never verdicts.
+    for name in ("provider", "key", "verdict"):
+        table.add_column(name, no_wrap=True)
+    for name in ("requests", "ok", "rate limited", "refused", "server errors", "last status"):
+        table.add_column(name, justify="right")
     table.add_column("last seen", no_wrap=True)
-    table.add_column("verdict", no_wrap=True)
     for key in report.rows():
         style = VERDICT_STYLES[key.verdict]
         table.add_row(
             escape(key.provider),
             escape(key.key_id),
+            f"[{style}]{key.verdict}[/]",
             f"{key.requests:,}",
             f"{key.counts['ok']:,}",
             f"{key.counts['rateLimited']:,}",
@@ -270,7 +270,6 @@ def print_table(
             f"{key.counts['serverErrors']:,}",
             str(key.last_status) if key.last_status is not None else "-",
             _when(key.last_seen),
-            f"[{style}]{key.verdict}[/]",
             # The whole line of a bad key is coloured, so it is seen before it is read.
             style=None if key.verdict == "healthy" else style,
         )
@@ -299,7 +298,7 @@ def print_table(
 
 
 def _when(moment: datetime | None) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ") if moment else "-"
+    return moment.astimezone(UTC).strftime("%m-%d %H:%MZ") if moment else "-"
 
 
 def draw_chart(report: KeysReport, target: api.Target, window: usage.Window, path: Path) -> None:
@@ -342,6 +341,7 @@ def draw_chart(report: KeysReport, target: api.Target, window: usage.Window, pat
         ax.set_ylabel("answers / h", fontsize=8)
         ax.yaxis.set_major_locator(ticker.MaxNLocator(nbins=4, integer=True))
         ax.grid(axis="y", alpha=0.3)
+        ax.set_ymargin(0.1)
     if not keys:
         axes[0].text(
             0.5,

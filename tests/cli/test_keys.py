@@ -323,7 +323,7 @@ def test_keys_table_puts_keys_to_replace_first_and_in_red(
     lines = run(capsys, *WINDOW).splitlines()
     rows = [line for line in lines if "openai" in line or "anthropic" in line]
     plain = [ANSI_CODE.sub("", row).split() for row in rows]
-    assert [(words[1], words[-1]) for words in plain] == [
+    assert [(words[1], words[2]) for words in plain] == [
         ("5e6f7a8b", "replace"),
         ("9f8e7d6c", "rate-limited"),
         ("1a2b3c4d", "healthy"),
@@ -345,11 +345,10 @@ def test_keys_table_shows_each_key_with_its_counts(
     assert lines[0] == f"gateway {GATEWAY_ID}, 2026-11-28T00:00:00.000Z to 2026-11-29T00:00:00.000Z"
     revoked = next(line for line in lines if "5e6f7a8b" in line)
     assert revoked.split() == [
-        "openai", "5e6f7a8b", "30", "20", "0", "10", "0", "401", "2026-11-28", "10:29:00Z",
-        "replace",
+        "openai", "5e6f7a8b", "replace", "30", "20", "0", "10", "0", "401", "11-28", "10:29Z",
     ]  # fmt: skip
     healthy = next(line for line in lines if "1a2b3c4d" in line)
-    assert healthy.split()[2:8] == ["60", "50", "6", "0", "4", "200"]
+    assert healthy.split()[2:9] == ["healthy", "60", "50", "6", "0", "4", "200"]
 
 
 def png_size(path: Path) -> tuple[int, int]:
