@@ -104,9 +104,8 @@ class KeyHealth:
         self.counts[kind] += 1
         if kind not in self.latest or moment >= self.latest[kind]:
             self.latest[kind] = moment
-        self.hourly.setdefault(moment.replace(minute=0, second=0, microsecond=0), Counter())[
-            kind
-        ] += 1
+        hour = moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+        self.hourly.setdefault(hour, Counter())[kind] += 1
         # Logs come oldest first; of two at the same moment the one read last is the latest.
         if self.last_seen is None or moment >= self.last_seen:
             self.last_seen = moment

@@ -7,7 +7,7 @@ import re
 import struct
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -211,28 +211,41 @@ def test_keys_verdict_follows_the_latest_answer_that_says_something(
     assert row["lastStatus"] == statuses[-1]
 
 
+def logged(at: datetime, status: int) -> LogListResponse:
+    """A log entry as the SDK returns it, for the tests that feed a report directly."""
+    return LogListResponse(
+        id=f"log{at:%H%M%S}",
+        cached=False,
+        created_at=at,
+        duration=100,
+        model="gpt-4o-mini",
+        path="chat/completions",
+        provider="openai",
+        success=200 <= status < 300,
+        status_code=status,
+        metadata=json.dumps({"client": "laptop", "keyId": "1a2b3c4d"}),
+    )
+
+
 def test_keys_verdict_reads_times_not_the_order_logs_arrive_in() -> None:
     """Logs read out of time order still give the newest status and the verdict of the newest."""
     report = keys.KeysReport()
     for minute, status in [(5, 200), (3, 401), (1, 200)]:
-        report.add(
-            LogListResponse(
-                id=f"log{minute}",
-                cached=False,
-                created_at=NOON + timedelta(minutes=minute),
-                duration=100,
-                model="gpt-4o-mini",
-                path="chat/completions",
-                provider="openai",
-                success=status == 200,
-                status_code=status,
-                metadata=json.dumps({"client": "laptop", "keyId": "1a2b3c4d"}),
-            )
-        )
+        report.add(logged(NOON + timedelta(minutes=minute), status))
     (key,) = report.rows()
     row = key.as_json()
     assert (row["verdict"], row["lastStatus"]) == ("healthy", 200)
     assert row["lastSeen"] == "2026-11-28T12:05:00.000Z"
+
+
+def test_keys_chart_hours_are_utc_whatever_offset_a_log_carries() -> None:
+    """A log stamped 12:45+05:30 is drawn in the 07:00 UTC hour, with the others of that hour."""
+    report = keys.KeysReport()
+    india = timezone(timedelta(hours=5, minutes=30))
+    report.add(logged(datetime(2026, 11, 28, 12, 45, tzinfo=india), 401))
+    report.add(logged(datetime(2026, 11, 28, 7, 50, tzinfo=UTC), 200))
+    (key,) = report.rows()
+    assert key.hourly == {datetime(2026, 11, 28, 7, tzinfo=UTC): {"refused": 1, "ok": 1}}
 
 
 @pytest.mark.parametrize(
@@ -399,6 +412,28 @@ def test_keys_chart_draws_refusals_in_their_colour(
     # The legend's swatch is there in both; only the refused chart has a bar of that colour.
     assert pixels_of(refused, red) > pixels_of(healthy, red) + 1000
     assert pixels_of(healthy, keys.CLASS_COLOURS["ok"]) > 1000
+
+
+@pytest.mark.parametrize(
+    ("start", "hours", "expected"),
+    [
+        (
+            NOON - timedelta(hours=12),
+            25,
+            {0: "00:00\nNov 28", 3: "03:00", 12: "12:00", 21: "21:00", 24: "00:00\nNov 29"},
+        ),
+        (NOON + timedelta(hours=1), 3, {0: "13:00\nNov 28", 1: "14:00", 2: "15:00"}),
+        (NOON - timedelta(hours=12), 7 * 24 + 1, {24 * day: f"Nov {28 + day}" for day in range(3)}),
+    ],
+    ids=["a-day", "three-hours", "a-week"],
+)
+def test_keys_chart_labels_round_hours_with_the_date_where_it_changes(
+    start: datetime, hours: int, expected: dict[int, str]
+) -> None:
+    """The chart's time axis is labelled on round hours (or days), dated first and at 00:00."""
+    ticks = keys.hour_ticks([start + timedelta(hours=hour) for hour in range(hours)])
+    assert {index: ticks[index] for index in expected} == expected
+    assert len(ticks) <= 13
 
 
 def test_keys_chart_of_an_empty_window_says_so(
