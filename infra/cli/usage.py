@@ -133,17 +133,8 @@ def run(args: argparse.Namespace) -> int:
     client = api.make_client()
     usage = Usage(by=args.by)
     show_progress = not args.json and sys.stderr.isatty()
-    try:
-        for log in fetch_logs(client, target, window, progress=show_progress):
-            usage.add(log)
-    except cloudflare.APIError as error:
-        doing = f"reading the logs of gateway {target.gateway_id!r}"
-        if api.is_missing(error):
-            raise api.OperateError(
-                f"gateway {target.gateway_id!r} was not found in account {target.account_id} "
-                "(HTTP 404); check --gateway-id or the stack's aigw:gatewayId"
-            ) from None
-        raise api.OperateError(api.describe_api_error(error, doing)) from None
+    for log in gateway_logs(client, target, window, progress=show_progress):
+        usage.add(log)
     if args.json:
         api.print_json(usage.as_json())
     else:
@@ -162,7 +153,7 @@ def parse_window(since: str, until: str | None, *, now: datetime) -> Window:
         start = parse_time(since, "--since")
     if start > end:
         raise api.OperateError(
-            f"the window starts after it ends ({_stamp(start)} > {_stamp(end)}); "
+            f"the window starts after it ends ({stamp(start)} > {stamp(end)}); "
             "check --since and --until"
         )
     return Window(start, end)
@@ -182,6 +173,22 @@ def parse_time(text: str, option: str) -> datetime:
     return moment.astimezone(UTC)
 
 
+def gateway_logs(
+    client: cloudflare.Cloudflare, target: api.Target, window: Window, *, progress: bool
+) -> Iterator[LogListResponse]:
+    """Every log in the window, as `fetch_logs` reads them; a failed API call is one sentence."""
+    try:
+        yield from fetch_logs(client, target, window, progress=progress)
+    except cloudflare.APIError as error:
+        doing = f"reading the logs of gateway {target.gateway_id!r}"
+        if api.is_missing(error):
+            raise api.OperateError(
+                f"gateway {target.gateway_id!r} was not found in account {target.account_id} "
+                "(HTTP 404); check --gateway-id or the stack's aigw:gatewayId"
+            ) from None
+        raise api.OperateError(api.describe_api_error(error, doing)) from None
+
+
 def fetch_logs(
     client: cloudflare.Cloudflare, target: api.Target, window: Window, *, progress: bool
 ) -> Iterator[LogListResponse]:
@@ -189,9 +196,9 @@ def fetch_logs(
     first = client.ai_gateway.logs.list(
         target.gateway_id,
         account_id=target.account_id,
-        start_date=_stamp(window.start),
+        start_date=stamp(window.start),
         # Rounded up to the millisecond, so the API's window never ends before ours.
-        end_date=_stamp(window.end + timedelta(microseconds=-window.end.microsecond % 1000)),
+        end_date=stamp(window.end + timedelta(microseconds=-window.end.microsecond % 1000)),
         order_by="created_at",
         order_by_direction="asc",
         page=1,
@@ -295,8 +302,7 @@ def print_table(usage: Usage, target: api.Target, window: Window) -> None:
         # Piped or redirected output has no width to fit; rich would assume 80 and crop.
         console = Console(highlight=False, width=120)
     console.print(
-        f"gateway {target.gateway_id}, {_stamp(window.start)} to {_stamp(window.end)}, "
-        f"by {usage.by}"
+        f"gateway {target.gateway_id}, {stamp(window.start)} to {stamp(window.end)}, by {usage.by}"
     )
     console.print(table)
     if not usage.groups:
@@ -314,6 +320,6 @@ def _money(cost: float) -> str:
     return f"${cost:,.2f}" if cost >= 1 else f"${cost:.6f}"
 
 
-def _stamp(moment: datetime) -> str:
-    # RFC 3339 in UTC with milliseconds, as JavaScript's toISOString writes it.
+def stamp(moment: datetime) -> str:
+    """RFC 3339 in UTC with milliseconds, as JavaScript's toISOString writes it."""
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from infra.cli import api
+from infra.cli.main import main
 from tests.cloudflare_fake import API_TOKEN, FakeCloudflare, serving
 
 
@@ -35,3 +36,15 @@ def unused_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
     return port
+
+
+def fails(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
+    """Run a command that must fail cleanly; its stderr."""
+    assert main(argv) == 1
+    captured = capsys.readouterr()
+    for stream in (captured.out, captured.err):
+        assert "Traceback" not in stream
+        assert API_TOKEN not in stream
+    assert captured.err.startswith("aigw: error: ")
+    assert captured.err.count("\n") == 1, "one sentence, one line"
+    return captured.err

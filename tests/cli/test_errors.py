@@ -7,21 +7,10 @@ import json
 import pytest
 
 from infra.cli.main import main
-from tests.cloudflare_fake import ACCOUNT_ID, API_TOKEN, GATEWAY_ID, FakeCloudflare
+from tests.cli.conftest import fails
+from tests.cloudflare_fake import ACCOUNT_ID, GATEWAY_ID, FakeCloudflare
 
 TARGET = ["--account-id", ACCOUNT_ID, "--gateway-id", GATEWAY_ID]
-
-
-def fails(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
-    """Run a command that must fail cleanly; its stderr."""
-    assert main(argv) == 1
-    captured = capsys.readouterr()
-    for stream in (captured.out, captured.err):
-        assert "Traceback" not in stream
-        assert API_TOKEN not in stream
-    assert captured.err.startswith("aigw: error: ")
-    assert captured.err.count("\n") == 1, "one sentence, one line"
-    return captured.err
 
 
 def write_stack(stack: str, text: str) -> None:

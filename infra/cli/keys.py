@@ -1,0 +1,393 @@
+"""`aigw keys`: each pool key's health from the gateway's logs, as a table, JSON or a chart."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, get_args
+
+from cloudflare.types.ai_gateway import LogListResponse
+from rich import box
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from infra.cli import api, usage
+from infra.providers import PROVIDERS
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+AnswerClass = Literal["ok", "rateLimited", "refused", "serverErrors", "other"]
+CLASSES: tuple[AnswerClass, ...] = get_args(AnswerClass)
+REFUSALS = frozenset({401, 402, 403})
+"""Statuses a provider answers when it will not take the key (invalid, revoked, unpaid)."""
+
+Verdict = Literal["replace", "rate-limited", "failing", "unknown", "healthy"]
+VERDICTS: tuple[Verdict, ...] = get_args(Verdict)
+"""Worst first: the order of the table."""
+VERDICT_STYLES: dict[Verdict, str] = {
+    "replace": "bold red",
+    "rate-limited": "yellow",
+    "failing": "magenta",
+    "unknown": "dim",
+    "healthy": "green",
+}
+CLASS_COLOURS: dict[AnswerClass, str] = {
+    "ok": "#2e9e44",
+    "rateLimited": "#f0a020",
+    "refused": "#d62728",
+    "serverErrors": "#8e44ad",
+    "other": "#a0a0a0",
+}
+CLASS_LABELS: dict[AnswerClass, str] = {
+    "ok": "ok (2xx)",
+    "rateLimited": "rateLimited (429)",
+    "refused": "refused (401/402/403)",
+    "serverErrors": "serverErrors (5xx)",
+    "other": "other",
+}
+VERDICT_COLOURS: dict[Verdict, str] = {
+    "replace": "#b71c1c",
+    "rate-limited": "#c07800",
+    "failing": "#8e44ad",
+    "unknown": "#707070",
+    "healthy": "#2e9e44",
+}
+HOUR = timedelta(hours=1)
+TICK_STEPS = (1, 2, 3, 6, 12, 24, 48, 96, 168, 336, 672)
+"""Hours between two labelled ticks of the chart: the first that leaves about a dozen."""
+TABLE_WIDTH = 120
+"""The table's width when the output is not a terminal (rich would assume 80)."""
+
+
+def answer_class(log: LogListResponse) -> AnswerClass:
+    """What a logged answer says about the key that was sent with it."""
+    status = log.status_code
+    if status is None:
+        # Without a status the log's own success flag is all there is to go by.
+        return "ok" if log.success else "other"
+    if 200 <= status < 300:
+        return "ok"
+    if status == 429:
+        return "rateLimited"
+    if status in REFUSALS:
+        return "refused"
+    if 500 <= status < 600:
+        return "serverErrors"
+    # 400, 404, 413...: the request was at fault, not the key.
+    return "other"
+
+
+@dataclass
+class KeyHealth:
+    """The answers one provider key got in the window."""
+
+    provider: str
+    key_id: str
+    counts: Counter[AnswerClass] = field(default_factory=Counter)
+    latest: dict[AnswerClass, datetime] = field(default_factory=dict)
+    """When each class of answer was last seen."""
+    hourly: dict[datetime, Counter[AnswerClass]] = field(default_factory=dict)
+    """Answers per class in each UTC hour, keyed by the hour's start."""
+    last_status: int | None = None
+    last_seen: datetime | None = None
+
+    def add(self, log: LogListResponse) -> None:
+        """Count one logged answer."""
+        kind = answer_class(log)
+        moment = log.created_at
+        self.counts[kind] += 1
+        if kind not in self.latest or moment >= self.latest[kind]:
+            self.latest[kind] = moment
+        hour = moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+        self.hourly.setdefault(hour, Counter())[kind] += 1
+        # Logs come oldest first; of two at the same moment the one read last is the latest.
+        if self.last_seen is None or moment >= self.last_seen:
+            self.last_seen = moment
+            self.last_status = log.status_code
+
+    @property
+    def requests(self) -> int:
+        """Every logged answer, whatever its class."""
+        return sum(self.counts.values())
+
+    @property
+    def verdict(self) -> Verdict:
+        """`replace` when refused since its last success, else rate-limited, failing, healthy."""
+        success = self.latest.get("ok")
+
+        def since_success(kind: AnswerClass) -> bool:
+            moment = self.latest.get(kind)
+            return moment is not None and (success is None or moment > success)
+
+        if since_success("refused"):
+            return "replace"
+        if since_success("rateLimited"):
+            return "rate-limited"
+        if since_success("serverErrors"):
+            return "failing"
+        return "healthy" if success is not None else "unknown"
+
+    def as_json(self) -> dict[str, object]:
+        """The row shape of `keys --json`."""
+        return {
+            "provider": self.provider,
+            "keyId": self.key_id,
+            "requests": self.requests,
+            "ok": self.counts["ok"],
+            "rateLimited": self.counts["rateLimited"],
+            "refused": self.counts["refused"],
+            "serverErrors": self.counts["serverErrors"],
+            "lastStatus": self.last_status,
+            "lastSeen": usage.stamp(self.last_seen) if self.last_seen else None,
+            "verdict": self.verdict,
+        }
+
+
+@dataclass
+class KeysReport:
+    """Every key's health, and the logged requests that named no key."""
+
+    provider: str | None = None
+    """Only this provider's logs count, when set."""
+    keys: dict[tuple[str, str], KeyHealth] = field(default_factory=dict)
+    without_key: int = 0
+
+    def add(self, log: LogListResponse) -> None:
+        """Count one log under its key, or as one without a key."""
+        if self.provider is not None and log.provider != self.provider:
+            return
+        key_id = usage.worker_metadata(log.metadata).get(usage.METADATA_FIELDS["key"])
+        if not key_id:
+            self.without_key += 1
+            return
+        provider = log.provider or usage.UNKNOWN
+        found = self.keys.get((provider, key_id))
+        if found is None:
+            found = self.keys[provider, key_id] = KeyHealth(provider, key_id)
+        found.add(log)
+
+    def rows(self) -> list[KeyHealth]:
+        """Worst verdict first, then by provider and key id."""
+        return sorted(
+            self.keys.values(),
+            key=lambda key: (VERDICTS.index(key.verdict), key.provider, key.key_id),
+        )
+
+    def as_json(self) -> dict[str, object]:
+        """`{"keys": [...]}`, as `keys --json` prints it."""
+        return {"keys": [key.as_json() for key in self.rows()]}
+
+
+def add_command(commands: argparse._SubParsersAction[Any]) -> None:
+    """Register `aigw keys`."""
+    parser = commands.add_parser(
+        "keys",
+        help="each pool key's health from the gateway's logs",
+        description=(
+            "Page through the AI Gateway's logs in a time window (both ends included) and count "
+            "each provider key's answers by class, with a verdict that says which key to replace."
+        ),
+    )
+    api.add_target_arguments(parser)
+    parser.add_argument(
+        "--since",
+        default="24h",
+        help="start of the window: a duration back from now (30m, 24h, 7d, 2w) or an ISO time "
+        "(default: 24h)",
+    )
+    parser.add_argument("--until", help="end of the window: an ISO time (default: now)")
+    parser.add_argument(
+        "--provider", choices=sorted(PROVIDERS), help="only this provider's keys (default: all)"
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object for scripts")
+    parser.add_argument(
+        "--chart",
+        type=Path,
+        metavar="FILE.png",
+        help="also draw each key's answers per hour, stacked by class, into this PNG file",
+    )
+    parser.set_defaults(handler=api.handles_errors(run))
+
+
+def run(args: argparse.Namespace) -> int:
+    """`aigw keys`."""
+    window = usage.parse_window(args.since, args.until, now=datetime.now(UTC))
+    chart: Path | None = args.chart
+    if chart is not None:
+        check_chart_path(chart)
+    target = api.resolve_target(args)
+    client = api.make_client()
+    report = KeysReport(provider=args.provider)
+    show_progress = not args.json and sys.stderr.isatty()
+    for log in usage.gateway_logs(client, target, window, progress=show_progress):
+        report.add(log)
+    if chart is not None:
+        draw_chart(report, target, window, chart)
+    if args.json:
+        api.print_json(report.as_json())
+    else:
+        print_table(report, target, window, chart)
+    return 0
+
+
+def check_chart_path(path: Path) -> None:
+    """Refuse a chart file that could not be written, before the logs are read."""
+    if path.suffix.lower() != ".png":
+        raise api.OperateError(f"--chart {str(path)!r} must name a .png file")
+    folder = path.parent
+    if not folder.is_dir():
+        raise api.OperateError(f"--chart {str(path)!r}: the folder {str(folder)!r} does not exist")
+
+
+def print_table(
+    report: KeysReport, target: api.Target, window: usage.Window, chart: Path | None
+) -> None:
+    """The human view: one row per key, keys to replace first and in red."""
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    # The verdict comes right after the key, so a narrow terminal cuts numbers, never verdicts.
+    for name in ("provider", "key", "verdict"):
+        table.add_column(name, no_wrap=True)
+    for name in ("requests", "ok", "rate limited", "refused", "server errors", "last status"):
+        table.add_column(name, justify="right")
+    table.add_column("last seen", no_wrap=True)
+    for key in report.rows():
+        style = VERDICT_STYLES[key.verdict]
+        table.add_row(
+            escape(key.provider),
+            escape(key.key_id),
+            f"[{style}]{key.verdict}[/]",
+            f"{key.requests:,}",
+            f"{key.counts['ok']:,}",
+            f"{key.counts['rateLimited']:,}",
+            f"{key.counts['refused']:,}",
+            f"{key.counts['serverErrors']:,}",
+            str(key.last_status) if key.last_status is not None else "-",
+            _when(key.last_seen),
+            # The whole line of a bad key is coloured, so it is seen before it is read.
+            style=None if key.verdict == "healthy" else style,
+        )
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        # Piped or redirected output has no width to fit; rich would assume 80 and crop.
+        console = Console(highlight=False, width=TABLE_WIDTH)
+    scope = f", provider {report.provider}" if report.provider else ""
+    console.print(
+        f"gateway {target.gateway_id}, {usage.stamp(window.start)} to "
+        f"{usage.stamp(window.end)}{scope}",
+        markup=False,
+    )
+    console.print(table)
+    if not report.keys:
+        console.print("no key answered in this window")
+    if report.without_key:
+        console.print(
+            f"{report.without_key:,} logged request(s) named no key and are not counted above "
+            "(refused by the gateway itself, or not sent through aigw's Worker); "
+            "aigw usage --by key counts them as (unknown)",
+            markup=False,
+        )
+    if chart is not None:
+        console.print(f"chart written to {chart}", markup=False)
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.astimezone(UTC).strftime("%m-%d %H:%MZ") if moment else "-"
+
+
+def draw_chart(report: KeysReport, target: api.Target, window: usage.Window, path: Path) -> None:
+    """Each key's answers per UTC hour over the window, stacked by class, one panel per key."""
+    # matplotlib takes a while to import: only a run that draws a chart pays for it.
+    from matplotlib import ticker
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+
+    keys = report.rows()
+    panels = max(len(keys), 1)
+    figure = Figure(figsize=(10, 1.1 + 1.7 * panels), layout="constrained")
+    FigureCanvasAgg(figure)  # the Agg renderer, without pyplot's global state
+    axes: list[Axes] = list(figure.subplots(panels, 1, sharex=True, squeeze=False)[:, 0])
+    first = window.start.replace(minute=0, second=0, microsecond=0)
+    hours = [first + HOUR * index for index in range(int((window.end - first) / HOUR) + 1)]
+    for ax, key in zip(axes, keys, strict=False):
+        bottom = [0] * len(hours)
+        for kind in CLASSES:
+            heights = [key.hourly.get(hour, Counter())[kind] for hour in hours]
+            if any(heights):
+                ax.bar(
+                    range(len(hours)),
+                    heights,
+                    width=0.9,
+                    bottom=bottom,
+                    align="edge",
+                    color=CLASS_COLOURS[kind],
+                )
+                bottom = [low + height for low, height in zip(bottom, heights, strict=True)]
+        ax.set_title(f"{key.provider} · {key.key_id}", loc="left", fontsize=10)
+        ax.set_title(
+            key.verdict,
+            loc="right",
+            fontsize=10,
+            fontweight="bold",
+            color=VERDICT_COLOURS[key.verdict],
+        )
+        ax.set_ylabel("answers / h", fontsize=8)
+        ax.yaxis.set_major_locator(ticker.MaxNLocator(nbins=4, integer=True))
+        ax.grid(axis="y", alpha=0.3)
+        ax.set_ymargin(0.1)
+    if not keys:
+        axes[0].text(
+            0.5,
+            0.5,
+            "no key answered in this window",
+            ha="center",
+            va="center",
+            transform=axes[0].transAxes,
+        )
+        axes[0].set_yticks([])
+    # The x axis counts hours from the first one drawn; bar i is the hour starting at hours[i].
+    axes[-1].set_xlim((window.start - first) / HOUR, (window.end - first) / HOUR)
+    ticks = hour_ticks(hours)
+    axes[-1].set_xticks(list(ticks), labels=list(ticks.values()), fontsize=8)
+    axes[-1].set_xlabel("UTC")
+    scope = f", provider {report.provider}" if report.provider else ""
+    figure.suptitle(
+        f"gateway {target.gateway_id}: answers per key and hour, "
+        f"{usage.stamp(window.start)} to {usage.stamp(window.end)}{scope}",
+        fontsize=10,
+    )
+    figure.legend(
+        handles=[Patch(color=CLASS_COLOURS[kind], label=CLASS_LABELS[kind]) for kind in CLASSES],
+        loc="outside lower center",
+        ncols=len(CLASSES),
+        fontsize=8,
+        frameon=False,
+    )
+    try:
+        figure.savefig(path, format="png", dpi=100)
+    except OSError as error:
+        raise api.OperateError(
+            f"could not write the chart to {str(path)!r}: {error.strerror or error}"
+        ) from None
+
+
+def hour_ticks(hours: list[datetime]) -> dict[int, str]:
+    """At most about a dozen labelled ticks on round hours (or days), by position in `hours`."""
+    step = next((step for step in TICK_STEPS if len(hours) / step <= 12), TICK_STEPS[-1])
+    ticks: dict[int, str] = {}
+    for index, hour in enumerate(hours):
+        if step < 24:
+            if hour.hour % step:
+                continue
+            # The date is written under the first tick and at every midnight, the time always.
+            with_date = not ticks or hour.hour == 0
+            ticks[index] = f"{hour:%H:%M}" + (f"\n{hour:%b %d}" if with_date else "")
+        elif hour.hour == 0 and hour.toordinal() % (step // 24) == 0:
+            ticks[index] = f"{hour:%b %d}"
+    return ticks
