@@ -10,11 +10,9 @@ import pulumi_cloudflare as cloudflare
 import pulumi_random as random
 
 from infra.providers import secret_values
-from infra.settings import Settings
+from infra.settings import DEFAULT_CLIENT, Settings
 from infra.worker.render import COMPATIBILITY_DATE, MAIN_MODULE
 
-GENERATED_CLIENT = "default"
-"""The client name of the token generated when `clientTokens` is unset."""
 GENERATED_TOKEN_LENGTH = 48
 """48 letters and digits: about 285 random bits, beyond any guessing."""
 WORKERS_DEV = "workers.dev"
@@ -26,7 +24,7 @@ class WorkersSubdomainError(Exception):
 
 def secret_bindings(
     provider_keys: Mapping[str, Sequence[str]],
-    client_tokens: Mapping[str, str],
+    client_tokens: Mapping[str, str | Sequence[str]],
     gateway_token: str,
 ) -> list[cloudflare.WorkersScriptBindingArgsDict]:
     """The Worker's `secret_text` bindings (DESIGN §3), one value per line."""
@@ -34,6 +32,14 @@ def secret_bindings(
         {"name": name, "type": "secret_text", "text": text}
         for name, text in secret_values(provider_keys, client_tokens, gateway_token).items()
     ]
+
+
+def exported_tokens(client_tokens: Mapping[str, Sequence[str]]) -> dict[str, str | list[str]]:
+    """The `clientTokens` output: a client's token, or the list of its tokens while it rotates."""
+    return {
+        client: tokens[0] if len(tokens) == 1 else list(tokens)
+        for client, tokens in client_tokens.items()
+    }
 
 
 def workers_dev_url(worker_name: str, account_subdomain: str) -> str:
@@ -69,10 +75,14 @@ def lookup_workers_subdomain(account_id: str, api_token: str | None) -> str:
         ) from None
 
 
-def generate_client_token(name: str, parent: pulumi.Resource) -> random.RandomPassword:
-    """One random client token; letters and digits only, so it never holds a binding separator."""
+def generate_client_token(name: str, client: str, parent: pulumi.Resource) -> random.RandomPassword:
+    """One client's random token; letters and digits only, so it never holds a binding separator.
+
+    The `default` client's keeps the resource name it always had, so its token survives upgrades.
+    """
+    suffix = "" if client == DEFAULT_CLIENT else f"-{client}"
     return random.RandomPassword(
-        f"{name}-client-token",
+        f"{name}-client-token{suffix}",
         length=GENERATED_TOKEN_LENGTH,
         special=False,
         opts=pulumi.ResourceOptions(parent=parent),

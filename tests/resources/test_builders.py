@@ -33,10 +33,14 @@ class Group:
 
 
 def test_secret_bindings_put_one_value_per_line() -> None:
-    """Keys and `name:token` entries are separated by new lines, one binding per provider."""
+    """Keys and `name:token` entries are separated by new lines, one binding per provider; a
+    rotating client has one entry per token."""
     bindings = secret_bindings(
         {"google-ai-studio": ("key-a", "key-b"), "workers-ai": ("key-c",)},
-        {"laptop": "token-laptop-01234567", "ci": "token-ci-0123456789ab"},
+        {
+            "laptop": "token-laptop-01234567",
+            "ci": ("token-ci-0123456789ab", "token-ci-new-01234567"),
+        },
         "gateway-token",
     )
     assert bindings == [
@@ -45,7 +49,8 @@ def test_secret_bindings_put_one_value_per_line() -> None:
         {
             "name": "CLIENT_TOKENS",
             "type": "secret_text",
-            "text": "laptop:token-laptop-01234567\nci:token-ci-0123456789ab",
+            "text": "laptop:token-laptop-01234567\nci:token-ci-0123456789ab\n"
+            "ci:token-ci-new-01234567",
         },
         {"name": "GATEWAY_TOKEN", "type": "secret_text", "text": "gateway-token"},
     ]
