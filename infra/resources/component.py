@@ -54,7 +54,10 @@ class AigwGateway(pulumi.ComponentResource):
         content = render_worker(settings)
         super().__init__(COMPONENT_TYPE, name, {}, opts)
 
-        ai_gateway = gateway.create_gateway(name, settings, self)
+        # Every client is known here (tokens come only from config), so a "*" budget becomes one
+        # spend-limit rule per client without an entry of its own.
+        every_client = client_names(settings, secrets)
+        ai_gateway = gateway.create_gateway(name, settings, every_client, self)
 
         # The token the Worker sends upstream: the configured one, or one created for this gateway.
         token_resources: list[pulumi.Resource] = []
@@ -71,7 +74,6 @@ class AigwGateway(pulumi.ComponentResource):
             for client in generated_clients(settings, secrets)
         }
         token_resources.extend(generated.values())
-        every_client = client_names(settings, secrets)
         configured = dict(secrets.client_tokens)
 
         def every_token(results: Mapping[str, str]) -> dict[str, tuple[str, ...]]:
@@ -96,7 +98,10 @@ class AigwGateway(pulumi.ComponentResource):
         bindings: pulumi.Output[list[cloudflare.WorkersScriptBindingArgsDict]] = (
             pulumi.Output.secret(
                 pulumi.Output.all(tokens, gateway_token).apply(
-                    lambda values: script.secret_bindings(provider_keys, values[0], values[1])
+                    lambda values: [
+                        *script.secret_bindings(provider_keys, values[0], values[1]),
+                        *script.rate_limit_binding_args(settings),
+                    ]
                 )
             )
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 
 import cloudflare as cloudflare_api
@@ -10,12 +11,14 @@ import pulumi_cloudflare as cloudflare
 import pulumi_random as random
 
 from infra.providers import secret_values
-from infra.settings import DEFAULT_CLIENT, Settings
+from infra.settings import DEFAULT_CLIENT, Settings, rate_limit_bindings
 from infra.worker.render import COMPATIBILITY_DATE, MAIN_MODULE
 
 GENERATED_TOKEN_LENGTH = 48
 """48 letters and digits: about 285 random bits, beyond any guessing."""
 WORKERS_DEV = "workers.dev"
+NAMESPACE_ID_RANGE = 2**31 - 1
+"""Rate-limit namespace ids are positive integers (as text); kept within a signed 32-bit int."""
 
 
 class WorkersSubdomainError(Exception):
@@ -31,6 +34,32 @@ def secret_bindings(
     return [
         {"name": name, "type": "secret_text", "text": text}
         for name, text in secret_values(provider_keys, client_tokens, gateway_token).items()
+    ]
+
+
+def rate_limit_namespace_id(account_id: str, worker_name: str, binding: str) -> str:
+    """A Rate Limiting namespace id of its own for this account, Worker and binding.
+
+    Cloudflare counts per namespace id across the whole account, so two stacks (two Workers)
+    sharing an id would share counters; derived from all three, ids differ between stacks and
+    stay the same from one `pulumi up` to the next.
+    """
+    digest = hashlib.sha256(f"{account_id}/{worker_name}/{binding}".encode()).digest()
+    return str(int.from_bytes(digest[:8], "big") % NAMESPACE_ID_RANGE + 1)
+
+
+def rate_limit_binding_args(settings: Settings) -> list[cloudflare.WorkersScriptBindingArgsDict]:
+    """The Worker's `ratelimit` bindings (DESIGN §3): one per distinct client {limit, period}."""
+    return [
+        {
+            "name": binding,
+            "type": "ratelimit",
+            "namespace_id": rate_limit_namespace_id(
+                settings.account_id, settings.worker_name, binding
+            ),
+            "simple": {"limit": rate.limit, "period": rate.period},
+        }
+        for binding, rate in rate_limit_bindings(settings).items()
     ]
 
 
