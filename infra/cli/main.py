@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from infra.cli import doctor, local, smoke, usage
+from infra.cli import clients, doctor, local, smoke, usage
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_command(commands)
     usage.add_command(commands)
     smoke.add_command(commands)
+    clients.add_command(commands)
     return parser
 
 
