@@ -260,7 +260,7 @@ def client_names(settings: Settings, secrets: Secrets) -> tuple[str, ...]:
 
 
 def generated_clients(settings: Settings, secrets: Secrets) -> tuple[str, ...]:
-    """The clients without a configured token, in `client_names` order; each is a generated one."""
+    """Clients without a configured token, in `client_names` order: each gets a generated one."""
     return tuple(
         name for name in client_names(settings, secrets) if name not in secrets.client_tokens
     )
