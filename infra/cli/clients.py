@@ -17,7 +17,14 @@ from rich.table import Table
 
 from infra.cli import api
 from infra.cli.stackfile import find_stack_file, is_encrypted, read_stack_config
-from infra.cli.usage import UNKNOWN, Window, fetch_logs, parse_window, worker_metadata
+from infra.cli.usage import (
+    METADATA_FIELDS,
+    UNKNOWN,
+    Window,
+    fetch_logs,
+    parse_window,
+    worker_metadata,
+)
 
 # usage.py's own formatting, so both commands show money and times alike (usage.py is not
 # changed here to make them public).
@@ -32,7 +39,7 @@ from infra.settings import (
     policy_of,
 )
 
-CLIENT_FIELD = "client"
+CLIENT_FIELD = METADATA_FIELDS["client"]
 """The `cf-aig-metadata` field in which the Worker names the client."""
 
 
