@@ -71,17 +71,21 @@ BINDING_SEPARATORS = re.compile(r"[\s,]+")
 
 def secret_values(
     provider_keys: Mapping[str, Sequence[str]],
-    client_tokens: Mapping[str, str] | None,
+    client_tokens: Mapping[str, str | Sequence[str]] | None,
     gateway_token: str | None,
 ) -> dict[str, str]:
     """The Worker's secret bindings as {name: text} (DESIGN §3), one key or `name:token` a line.
 
+    A client with several tokens (while it rotates) has one `name:token` line per token.
     `CLIENT_TOKENS` and `GATEWAY_TOKEN` are left out when their value is None.
     """
     values = {PROVIDERS[slug].binding: "\n".join(keys) for slug, keys in provider_keys.items()}
     if client_tokens is not None:
         values[CLIENT_TOKENS] = "\n".join(
-            f"{name}:{token}" for name, token in client_tokens.items()
+            f"{name}:{token}"
+            for name, tokens in client_tokens.items()
+            # A lone string is one token, not a sequence of one-letter tokens.
+            for token in ((tokens,) if isinstance(tokens, str) else tokens)
         )
     if gateway_token is not None:
         values[GATEWAY_TOKEN] = gateway_token

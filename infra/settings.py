@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from types import MappingProxyType
 from typing import Literal, NoReturn, cast
 
 from infra.providers import BINDING_SEPARATORS, PROVIDERS
@@ -32,6 +35,18 @@ MAX_ATTEMPTS = 10
 DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
 MAX_BODY_BYTES = 100 * 1024 * 1024  # the Workers request-body limit on the Free and Pro plans
 LOG_RETENTION_RANGE = (10_000, 10_000_000)  # what the AI Gateway API accepts for log_management
+ALL_CLIENTS = "*"
+"""The `clients` entry that is the policy of every client without an entry of its own."""
+DEFAULT_CLIENT = "default"
+"""The client whose token is generated when neither `clientTokens` nor `clients` names one."""
+RATE_LIMIT_PERIODS = (10, 60)  # the only periods a Workers Rate Limiting binding accepts
+MAX_CLIENT_RATE_LIMIT = 1_000_000
+MIN_BUDGET_WINDOW = 60
+MAX_BUDGET_WINDOW = 366 * 24 * 3600
+MAX_SPEND_LIMIT_RULES = 20  # AI Gateway allows at most 20 spend-limit rules per gateway
+MAX_MODEL_PATTERN_LENGTH = 256
+_MODEL_PATTERN = re.compile(r"[!-~]+")  # printable ASCII without spaces; `*` is the only wildcard
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 KNOWN_KEYS = (
     "accountId",
@@ -50,6 +65,8 @@ KNOWN_KEYS = (
     "protect",
     "providerKeys",
     "clientTokens",
+    "clients",
+    "budget",
     "gatewayToken",
 )
 SECRET_KEYS = frozenset({"providerKeys", "clientTokens", "gatewayToken"})
@@ -85,6 +102,39 @@ class CustomDomain:
 
 
 @dataclass(frozen=True)
+class ClientRateLimit:
+    """A client's rate limit, enforced by the Worker: `limit` requests per `period` seconds."""
+
+    limit: int
+    period: int
+    """10 or 60: what a Workers Rate Limiting binding accepts."""
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A spend cap enforced by AI Gateway spend limits: `limit` US dollars per `window` seconds."""
+
+    limit: float
+    window: int
+    technique: RateTechnique = "fixed"
+    """`fixed` windows reset every `window` seconds; `sliding` ones look back `window` seconds."""
+
+
+@dataclass(frozen=True)
+class ClientPolicy:
+    """What one client may do; `None` means no restriction of that kind (DESIGN §2)."""
+
+    models: tuple[str, ...] | None = None
+    """Model names or `*` globs (`*` matches any run of characters) the client may call."""
+    providers: tuple[str, ...] | None = None
+    """Provider slugs the client may call; each has a key pool."""
+    rate_limit: ClientRateLimit | None = None
+    budget: Budget | None = None
+    expires: datetime | None = None
+    """When every token of the client stops working; timezone-aware, in UTC."""
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything about a deployment that is not secret: safe to render into the Worker's source."""
 
@@ -105,6 +155,10 @@ class Settings:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     protect: bool = False
     """Protect the gateway from `pulumi destroy` (production stacks)."""
+    clients: Mapping[str, ClientPolicy] = field(default_factory=lambda: MappingProxyType({}))
+    """Client name (or `"*"`, every client without an entry) to policy; read-only."""
+    budget: Budget | None = None
+    """The gateway-wide spend cap, over every client."""
 
     @property
     def gateway_url(self) -> str:
@@ -117,8 +171,11 @@ class Secrets:
     """The secret configuration values; kept apart from `Settings` so they cannot be rendered."""
 
     provider_keys: Mapping[str, tuple[str, ...]] = field(repr=False)
-    client_tokens: Mapping[str, str] | None = field(repr=False, default=None)
-    """`None` when the program should generate one token."""
+    client_tokens: Mapping[str, tuple[str, ...]] = field(
+        repr=False, default_factory=lambda: MappingProxyType({})
+    )
+    """Client name to its tokens (more than one while it rotates); read-only. A client without
+    one gets a generated token (see `generated_clients`)."""
     gateway_token: str | None = field(repr=False, default=None)
     """`None` when the program should create a scoped Cloudflare API token."""
 
@@ -161,6 +218,8 @@ def load(raw: Mapping[str, object], stack: str) -> tuple[Settings, Secrets]:
         max_attempts=reader.integer("maxAttempts", DEFAULT_MAX_ATTEMPTS, 1, MAX_ATTEMPTS),
         max_body_bytes=reader.integer("maxBodyBytes", DEFAULT_MAX_BODY_BYTES, 1, MAX_BODY_BYTES),
         protect=reader.boolean("protect", False),
+        clients=reader.clients(tuple(provider_keys)),
+        budget=reader.gateway_budget(),
     )
     if not settings.workers_dev and settings.custom_domain is None:
         _fail(
@@ -173,7 +232,69 @@ def load(raw: Mapping[str, object], stack: str) -> tuple[Settings, Secrets]:
         client_tokens=reader.client_tokens(),
         gateway_token=reader.gateway_token(),
     )
+    rules = spend_limit_rules(settings, client_names(settings, secrets))
+    if len(rules) > MAX_SPEND_LIMIT_RULES:
+        clients = len(rules) - (settings.budget is not None)
+        gateway = " and the gateway budget" if settings.budget is not None else ""
+        _fail(
+            "clients",
+            f"{len(rules)} spend-limit rules ({clients} client budgets{gateway})",
+            f"AI Gateway allows at most {MAX_SPEND_LIMIT_RULES} per gateway; a '*' budget "
+            "counts once for every client without an entry of its own",
+        )
     return settings, secrets
+
+
+def policy_of(settings: Settings, client: str) -> ClientPolicy | None:
+    """The client's own policy, else the `"*"` policy, else None; an own entry replaces `"*"`
+    entirely (fields are not merged)."""
+    own = settings.clients.get(client)
+    return own if own is not None else settings.clients.get(ALL_CLIENTS)
+
+
+def client_names(settings: Settings, secrets: Secrets) -> tuple[str, ...]:
+    """Every client that can call the Worker: those with tokens, then those named in `clients`;
+    `default` alone when neither names one."""
+    named = [name for name in settings.clients if name != ALL_CLIENTS]
+    return tuple(dict.fromkeys([*secrets.client_tokens, *named])) or (DEFAULT_CLIENT,)
+
+
+def generated_clients(settings: Settings, secrets: Secrets) -> tuple[str, ...]:
+    """Clients without a configured token, in `client_names` order: each gets a generated one."""
+    return tuple(
+        name for name in client_names(settings, secrets) if name not in secrets.client_tokens
+    )
+
+
+def spend_limit_rules(settings: Settings, clients: Iterable[str]) -> dict[str | None, Budget]:
+    """One AI Gateway spend-limit rule per budget: client name (None for the gateway) to budget.
+
+    A `"*"` budget gives each client without an entry of its own a budget of that size (a rule
+    per client, so one client spending it does not stop the others).
+    """
+    rules: dict[str | None, Budget] = {}
+    for client in clients:
+        policy = policy_of(settings, client)
+        if policy is not None and policy.budget is not None:
+            rules[client] = policy.budget
+    if settings.budget is not None:
+        rules[None] = settings.budget
+    return rules
+
+
+def rate_limit_binding(rate: ClientRateLimit) -> str:
+    """The Worker's Rate Limiting binding for a {limit, period}, e.g. `RATE_LIMIT_100_PER_60S`."""
+    return f"RATE_LIMIT_{rate.limit}_PER_{rate.period}S"
+
+
+def rate_limit_bindings(settings: Settings) -> dict[str, ClientRateLimit]:
+    """One Rate Limiting binding per distinct {limit, period} among the policies, `"*"` included,
+    sorted by period then limit; each is keyed by client name when called."""
+    rates = {
+        policy.rate_limit for policy in settings.clients.values() if policy.rate_limit is not None
+    }
+    ordered = sorted(rates, key=lambda rate: (rate.period, rate.limit))
+    return {rate_limit_binding(rate): rate for rate in ordered}
 
 
 def _fail(key: str, given: str, allowed: str) -> NoReturn:
@@ -183,7 +304,8 @@ def _fail(key: str, given: str, allowed: str) -> NoReturn:
 
 def _show(value: object) -> str:
     """A non-secret value as an error message shows it: text quoted, anything else as JSON."""
-    return json.dumps(value) if not isinstance(value, str) else repr(value)
+    # `default=str` so that a date YAML decoded into an object still shows.
+    return json.dumps(value, default=str) if not isinstance(value, str) else repr(value)
 
 
 class _Reader:
@@ -360,10 +482,10 @@ class _Reader:
             pools[slug] = tuple(keys)
         return pools
 
-    def client_tokens(self) -> dict[str, str] | None:
-        value = self._structured("clientTokens", '{"<client name>": "<token>"}')
+    def client_tokens(self) -> Mapping[str, tuple[str, ...]]:
+        value = self._structured("clientTokens", '{"<client name>": "<token>" or ["<token>", …]}')
         if value is None:
-            return None
+            return MappingProxyType({})
         if not isinstance(value, dict) or not value:
             _fail(
                 "clientTokens",
@@ -372,39 +494,78 @@ class _Reader:
                 "or leave it unset to generate one",
             )
         seen: dict[str, str] = {}
-        for name, token in value.items():
-            if not _CLIENT_NAME.fullmatch(name):
+        tokens: dict[str, tuple[str, ...]] = {}
+        for name, given in value.items():
+            _client_name("clientTokens", name)
+            if isinstance(given, list):
+                if not given:
+                    _fail(
+                        f"clientTokens.{name}",
+                        "an empty list",
+                        "expected a token, or a list of one or more while the client rotates",
+                    )
+                paths = [f"clientTokens.{name}[{position}]" for position in range(len(given))]
+            else:
+                given, paths = [given], [f"clientTokens.{name}"]
+            for where, token in zip(paths, given, strict=True):
+                _client_token(where, token)
+                if token in seen:
+                    _fail(
+                        where,
+                        f"the same token as {seen[token]}",
+                        "each client needs its own token, and each token is listed once",
+                    )
+                seen[token] = where
+            tokens[name] = tuple(cast(list[str], given))
+        return MappingProxyType(tokens)
+
+    def clients(self, providers: tuple[str, ...]) -> Mapping[str, ClientPolicy]:
+        value = self._structured("clients", '{"<client name>": {<policy>}, "*": {<policy>}}')
+        if value is None:
+            return MappingProxyType({})
+        if not isinstance(value, dict):
+            _fail(
+                "clients",
+                _show(value),
+                'expected an object of policies such as {"ci": {"models": ["gpt-4o-mini"]}}',
+            )
+        policies: dict[str, ClientPolicy] = {}
+        for name, policy in value.items():
+            if name != ALL_CLIENTS:
+                _client_name("clients", name, also='or "*" (every client without an entry)')
+            policies[name] = self.policy(f"clients.{name}", policy, providers)
+        return MappingProxyType(policies)
+
+    def policy(self, key: str, value: object, providers: tuple[str, ...]) -> ClientPolicy:
+        """One client's policy at `key`; null or {} is a client with no restriction."""
+        if value is None:
+            return ClientPolicy()
+        optional = {"models", "providers", "rateLimit", "budget", "expires"}
+        fields = _object(key, value, set(), optional)
+        rate_limit = None
+        if fields.get("rateLimit") is not None:
+            rate = _object(f"{key}.rateLimit", fields["rateLimit"], {"limit", "period"}, set())
+            period = rate["period"]
+            if _as_whole(period) not in RATE_LIMIT_PERIODS:
                 _fail(
-                    "clientTokens",
-                    f"client name {name!r}",
-                    "names are 1-64 letters, digits, '.', '_' or '-'",
+                    f"{key}.rateLimit.period",
+                    _show(period),
+                    "expected 10 or 60 (seconds): the periods Workers Rate Limiting allows",
                 )
-            if not isinstance(token, str):
-                _fail(
-                    f"clientTokens.{name}",
-                    f"{_kind(token)} instead of text",
-                    "set the token as a string (pulumi config set --type string …)",
-                )
-            if len(token) < MIN_CLIENT_TOKEN_LENGTH:
-                _fail(
-                    f"clientTokens.{name}",
-                    f"a token shorter than {MIN_CLIENT_TOKEN_LENGTH} characters",
-                    f"use at least {MIN_CLIENT_TOKEN_LENGTH} random characters",
-                )
-            if BINDING_SEPARATORS.search(token):
-                _fail(
-                    f"clientTokens.{name}",
-                    "a token containing white space or a comma",
-                    "tokens are single words",
-                )
-            if token in seen:
-                _fail(
-                    f"clientTokens.{name}",
-                    f"the same token as clientTokens.{seen[token]}",
-                    "each client needs its own token",
-                )
-            seen[token] = name
-        return dict(cast(dict[str, str], value))
+            rate_limit = ClientRateLimit(
+                limit=_whole(f"{key}.rateLimit.limit", rate["limit"], 1, MAX_CLIENT_RATE_LIMIT),
+                period=_whole(f"{key}.rateLimit.period", period, *RATE_LIMIT_PERIODS),
+            )
+        return ClientPolicy(
+            models=_model_patterns(f"{key}.models", fields.get("models")),
+            providers=_provider_list(f"{key}.providers", fields.get("providers"), providers),
+            rate_limit=rate_limit,
+            budget=_budget(f"{key}.budget", fields.get("budget")),
+            expires=_expiry(f"{key}.expires", fields.get("expires")),
+        )
+
+    def gateway_budget(self) -> Budget | None:
+        return _budget("budget", self._structured("budget", '{"limit", "window", "technique"}'))
 
     def gateway_token(self) -> str | None:
         value = self._raw.get("gatewayToken")
@@ -430,11 +591,7 @@ def _kind(value: object) -> str:
 
 def _whole(key: str, value: object, low: int, high: int) -> int:
     """`value` (a number or its text) as a whole number from `low` to `high`."""
-    number: int | None = None
-    if isinstance(value, int) and not isinstance(value, bool):
-        number = value
-    elif isinstance(value, str) and re.fullmatch(r"-?[0-9]+", value.strip()):
-        number = int(value)
+    number = _as_whole(value)
     if number is None or not low <= number <= high:
         _fail(key, _show(value), f"expected a whole number from {low} to {high}")
     return number
@@ -456,3 +613,143 @@ def _object(key: str, value: object, required: set[str], optional: set[str]) -> 
             f"fields are {', '.join(sorted(required | optional))}",
         )
     return cast(dict[str, object], value)
+
+
+def _client_name(key: str, name: str, also: str = "") -> None:
+    """Client names become `name:token` entries and gateway metadata: a safe, short alphabet."""
+    if not _CLIENT_NAME.fullmatch(name):
+        _fail(
+            key,
+            f"client name {name!r}",
+            "names are 1-64 letters, digits, '.', '_' or '-'" + (f", {also}" if also else ""),
+        )
+
+
+def _client_token(key: str, token: object) -> None:
+    """A client token: text, long enough, one word; described in errors, never shown."""
+    if not isinstance(token, str):
+        _fail(
+            key,
+            f"{_kind(token)} instead of text",
+            "set the token as a string (pulumi config set --type string …)",
+        )
+    if len(token) < MIN_CLIENT_TOKEN_LENGTH:
+        _fail(
+            key,
+            f"a token shorter than {MIN_CLIENT_TOKEN_LENGTH} characters",
+            f"use at least {MIN_CLIENT_TOKEN_LENGTH} random characters",
+        )
+    if BINDING_SEPARATORS.search(token):
+        _fail(key, "a token containing white space or a comma", "tokens are single words")
+
+
+def _as_whole(value: object) -> int | None:
+    """`value` (a number or its text) as a whole number, or None."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and re.fullmatch(r"-?[0-9]+", value.strip()):
+        return int(value)
+    return None
+
+
+def _budget(key: str, value: object) -> Budget | None:
+    """A spend cap `{limit, window, technique}` at `key`, or None when unset."""
+    if value is None:
+        return None
+    fields = _object(key, value, {"limit", "window"}, {"technique"})
+    technique = fields.get("technique", "fixed")
+    if technique not in ("fixed", "sliding"):
+        _fail(f"{key}.technique", _show(technique), "expected 'fixed' or 'sliding'")
+    return Budget(
+        limit=_dollars(f"{key}.limit", fields["limit"]),
+        window=_whole(f"{key}.window", fields["window"], MIN_BUDGET_WINDOW, MAX_BUDGET_WINDOW),
+        technique=technique,
+    )
+
+
+def _dollars(key: str, value: object) -> float:
+    """`value` (a number or its text) as a positive, finite amount of US dollars."""
+    amount: float | None = None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        amount = float(value)
+    elif isinstance(value, str):
+        try:
+            amount = float(value)
+        except ValueError:
+            amount = None
+    if amount is None or not math.isfinite(amount) or amount <= 0:
+        _fail(
+            key, _show(value), "expected an amount of US dollars greater than 0, such as 25 or 2.5"
+        )
+    return amount
+
+
+def _model_patterns(key: str, value: object) -> tuple[str, ...] | None:
+    """A non-empty list of model names or `*` globs, or None when unset."""
+    if value is None:
+        return None
+    if not isinstance(value, list) or not value:
+        _fail(key, _show(value), 'expected a non-empty list such as ["gpt-4o-mini", "claude-*"]')
+    for position, pattern in enumerate(value):
+        if (
+            not isinstance(pattern, str)
+            or len(pattern) > MAX_MODEL_PATTERN_LENGTH
+            or not _MODEL_PATTERN.fullmatch(pattern)
+        ):
+            _fail(
+                f"{key}[{position}]",
+                _show(pattern),
+                f"expected a model name or a glob where * matches anything: at most "
+                f"{MAX_MODEL_PATTERN_LENGTH} printable characters, no spaces",
+            )
+    return tuple(cast(list[str], value))
+
+
+def _provider_list(key: str, value: object, configured: tuple[str, ...]) -> tuple[str, ...] | None:
+    """A non-empty list of provider slugs that have a key pool, or None when unset."""
+    if value is None:
+        return None
+    if not isinstance(value, list) or not value:
+        _fail(key, _show(value), 'expected a non-empty list of provider slugs such as ["openai"]')
+    for position, slug in enumerate(value):
+        where = f"{key}[{position}]"
+        if not isinstance(slug, str) or slug not in PROVIDERS:
+            _fail(where, _show(slug), f"known providers are {', '.join(PROVIDERS)}")
+        if slug not in configured:
+            # The Worker only routes to providers with keys: allowing another would allow nothing.
+            _fail(
+                where,
+                f"{slug!r}, which has no keys in aigw:providerKeys",
+                f"providers with keys are {', '.join(configured)}",
+            )
+    return tuple(cast(list[str], value))
+
+
+def _expiry(key: str, value: object) -> datetime | None:
+    """An ISO 8601 date (its start, 00:00 UTC) or date-time (UTC when it has no offset)."""
+    if value is None:
+        return None
+    moment: datetime | None = None
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, date):
+        moment = datetime(value.year, value.month, value.day)
+    elif isinstance(value, str):
+        try:
+            moment = (
+                datetime.combine(date.fromisoformat(value), datetime.min.time())
+                if _ISO_DATE.fullmatch(value)
+                else datetime.fromisoformat(value)
+            )
+        except ValueError:
+            moment = None
+    if moment is None:
+        _fail(
+            key,
+            _show(value),
+            "expected an ISO 8601 date such as 2026-12-31 (its start, 00:00 UTC) or date-time "
+            "such as 2026-12-31T18:00:00Z (UTC when no offset is given)",
+        )
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)

@@ -18,6 +18,7 @@ from rich.markup import escape
 from infra.cli.stackfile import (
     NoStackFileError,
     StackFileError,
+    configured_providers,
     find_stack_file,
     load_settings,
     read_stack_config,
@@ -59,7 +60,7 @@ class Target:
 
 
 def add_target_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options that select the account and the gateway, shared by all three commands."""
+    """The options that select the account and the gateway, shared by every operate command."""
     parser.add_argument(
         "--stack",
         help="read accountId and gatewayId (and, for doctor, the settings to compare) from "
@@ -130,8 +131,9 @@ def resolve_target(args: argparse.Namespace) -> Target:
         gateway_id = default_name(stack)
     stack_settings = None
     if stack is not None:
-        # Only the non-secret settings are compared; any one provider stands in for the pool.
-        stack_settings = load_settings({**config, "accountId": account_id}, stack, ["openai"])
+        # Only the non-secret settings are read; the providers are named for client policies.
+        providers = configured_providers(config)
+        stack_settings = load_settings({**config, "accountId": account_id}, stack, providers)
     return Target(account_id, gateway_id, stack, stack_settings)
 
 

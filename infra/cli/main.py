@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from infra.cli import doctor, keys, local, smoke, usage
+from infra.cli import clients, doctor, keys, local, smoke, usage
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     usage.add_command(commands)
     smoke.add_command(commands)
     keys.add_command(commands)
+    clients.add_command(commands)
     return parser
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import yaml
 
+from infra.providers import PROVIDERS
 from infra.settings import NAMESPACE, SECRET_KEYS, Settings, SettingsError, load
 
 _PREFIX, _SUFFIX = "Pulumi.", ".yaml"
@@ -108,3 +109,12 @@ def load_settings(config: Mapping[str, object], stack: str, providers: Iterable[
     except SettingsError as error:
         raise StackFileError(f"{stack_file_name(stack)}: {error}") from None
     return settings
+
+
+def configured_providers(config: Mapping[str, object]) -> tuple[str, ...]:
+    """The providers under `aigw:providerKeys` when stored per provider (`--path`); every known
+    provider when the object is one secret, so that no client policy fails on what is unreadable."""
+    keys = config.get("providerKeys")
+    if isinstance(keys, dict) and keys and not is_encrypted(keys):
+        return tuple(str(slug) for slug in keys)
+    return tuple(PROVIDERS)

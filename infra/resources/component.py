@@ -9,7 +9,7 @@ import pulumi
 import pulumi_cloudflare as cloudflare
 
 from infra.resources import gateway, script
-from infra.settings import GATEWAY_HOST, Secrets, Settings
+from infra.settings import GATEWAY_HOST, Secrets, Settings, client_names, generated_clients
 from infra.worker.render import render_worker
 
 COMPONENT_TYPE = "aigw:index:Gateway"
@@ -40,8 +40,8 @@ class AigwGateway(pulumi.ComponentResource):
     """Where clients reach the Worker: the custom domain if set, else workers.dev."""
     openai_base_url: pulumi.Output[str]
     """`<url>/v1`, the base URL for OpenAI SDKs."""
-    client_tokens: pulumi.Output[Mapping[str, str]]
-    """Client name to token (secret)."""
+    client_tokens: pulumi.Output[Mapping[str, str | list[str]]]
+    """Client name to its token, or to its tokens while it rotates (secret)."""
 
     def __init__(
         self, name: str, args: AigwGatewayArgs, opts: pulumi.ResourceOptions | None = None
@@ -54,7 +54,10 @@ class AigwGateway(pulumi.ComponentResource):
         content = render_worker(settings)
         super().__init__(COMPONENT_TYPE, name, {}, opts)
 
-        ai_gateway = gateway.create_gateway(name, settings, self)
+        # Every client is known here (tokens come only from config), so a "*" budget becomes one
+        # spend-limit rule per client without an entry of its own.
+        every_client = client_names(settings, secrets)
+        ai_gateway = gateway.create_gateway(name, settings, every_client, self)
 
         # The token the Worker sends upstream: the configured one, or one created for this gateway.
         token_resources: list[pulumi.Resource] = []
@@ -65,24 +68,40 @@ class AigwGateway(pulumi.ComponentResource):
             token_resources.append(account_token)
             gateway_token = pulumi.Output.secret(account_token.value)
 
-        # Client tokens: the configured ones, or one generated token for a client named "default".
-        if secrets.client_tokens is not None:
-            client_tokens: pulumi.Output[Mapping[str, str]] = pulumi.Output.secret(
-                dict(secrets.client_tokens)
-            )
-        else:
-            generated = script.generate_client_token(name, self)
-            token_resources.append(generated)
-            client_tokens = pulumi.Output.secret(
-                generated.result.apply(lambda token: {script.GENERATED_CLIENT: token})
-            )
+        # Client tokens: the configured ones, and a generated one for every client without.
+        generated = {
+            client: script.generate_client_token(name, client, self)
+            for client in generated_clients(settings, secrets)
+        }
+        token_resources.extend(generated.values())
+        configured = dict(secrets.client_tokens)
+
+        def every_token(results: Mapping[str, str]) -> dict[str, tuple[str, ...]]:
+            found = {**configured, **{client: (token,) for client, token in results.items()}}
+            return {client: found[client] for client in every_client}
+
+        # Output.all of nothing is a list, not a dict.
+        results: pulumi.Output[Mapping[str, str]] = (
+            pulumi.Output.all(**{client: password.result for client, password in generated.items()})
+            if generated
+            else pulumi.Output.from_input({})
+        )
+        tokens: pulumi.Output[dict[str, tuple[str, ...]]] = pulumi.Output.secret(
+            results.apply(every_token)
+        )
+        client_tokens: pulumi.Output[Mapping[str, str | list[str]]] = tokens.apply(
+            script.exported_tokens
+        )
 
         provider_keys = secrets.provider_keys
         # Secret as a whole: the engine keeps every binding value encrypted in state.
         bindings: pulumi.Output[list[cloudflare.WorkersScriptBindingArgsDict]] = (
             pulumi.Output.secret(
-                pulumi.Output.all(client_tokens, gateway_token).apply(
-                    lambda values: script.secret_bindings(provider_keys, values[0], values[1])
+                pulumi.Output.all(tokens, gateway_token).apply(
+                    lambda values: [
+                        *script.secret_bindings(provider_keys, values[0], values[1]),
+                        *script.rate_limit_binding_args(settings),
+                    ]
                 )
             )
         )

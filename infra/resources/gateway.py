@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
 import pulumi
 import pulumi_cloudflare as cloudflare
 
-from infra.settings import Settings
+from infra.settings import Budget, Settings, spend_limit_rules
 
 AI_GATEWAY_RUN = "AI Gateway Run"
 """The account permission group that lets a token send requests through an authenticated gateway."""
 PERMISSION_GROUPS_LIMIT = 1000
 """How many permission groups the lookup fetches (the account has a few hundred)."""
+CLIENT_METADATA = "client"
+"""The `cf-aig-metadata` field in which the Worker names the client (see worker/model.py)."""
+GATEWAY_RULE_ID = "aigw-gateway"
+"""The id of the gateway-wide spend-limit rule."""
 
 
 class PermissionGroup(Protocol):
@@ -27,8 +31,45 @@ class PermissionGroup(Protocol):
     def name(self) -> str: ...
 
 
-def gateway_args(settings: Settings) -> dict[str, Any]:
-    """The `AiGateway` inputs for `settings` (pure, so tests need no mocks)."""
+def spend_limit_rule_id(client: str | None) -> str:
+    """A rule's id, fixed by its client's name so that `pulumi up` updates the rule in place (a
+    rule without an id gets the provider's one default id, and every rule would collide)."""
+    return GATEWAY_RULE_ID if client is None else f"aigw-client-{client}"
+
+
+def spend_limit_rule(
+    client: str | None, budget: Budget
+) -> cloudflare.AiGatewaySpendLimitsRuleArgsDict:
+    """One AI Gateway spend-limit rule: over one client's requests, or over all (client None)."""
+    rule: cloudflare.AiGatewaySpendLimitsRuleArgsDict = {
+        "id": spend_limit_rule_id(client),
+        "enabled": True,
+        "limit_type": "cost",
+        "limit": budget.limit,
+        "window": budget.window,
+        "technique": budget.technique,
+    }
+    if client is not None:
+        # The Worker names the client in cf-aig-metadata; the rule counts only its requests.
+        rule["metadata"] = {CLIENT_METADATA: {"mode": "filter", "values": [client]}}
+    return rule
+
+
+def spend_limits(
+    settings: Settings, clients: Iterable[str]
+) -> cloudflare.AiGatewaySpendLimitsArgsDict:
+    """Every budget as a spend-limit rule; always given, so removing the last budget removes it
+    (the provider keeps Cloudflare's value of an input left out)."""
+    rules = [
+        spend_limit_rule(client, budget)
+        for client, budget in spend_limit_rules(settings, clients).items()
+    ]
+    return {"enabled": bool(rules), "rules": rules}
+
+
+def gateway_args(settings: Settings, clients: Iterable[str]) -> dict[str, Any]:
+    """The `AiGateway` inputs for `settings` and every client's name (pure, so tests need no
+    mocks)."""
     rate = settings.rate_limit
     args: dict[str, Any] = {
         "account_id": settings.account_id,
@@ -42,6 +83,7 @@ def gateway_args(settings: Settings) -> dict[str, Any]:
         "rate_limiting_limit": rate.limit if rate else 0,
         "rate_limiting_interval": rate.interval if rate else 0,
         "rate_limiting_technique": rate.technique if rate else "fixed",
+        "spend_limits": spend_limits(settings, clients),
     }
     if settings.log_retention is not None:
         args["log_management"] = settings.log_retention.max_logs
@@ -74,11 +116,14 @@ def token_policies(
     ]
 
 
-def create_gateway(name: str, settings: Settings, parent: pulumi.Resource) -> cloudflare.AiGateway:
-    """The AI Gateway itself: cache, logs, rate limit, log retention, authentication on."""
+def create_gateway(
+    name: str, settings: Settings, clients: Sequence[str], parent: pulumi.Resource
+) -> cloudflare.AiGateway:
+    """The AI Gateway itself: cache, logs, rate limit, spend limits, log retention,
+    authentication on."""
     return cloudflare.AiGateway(
         f"{name}-gateway",
-        **gateway_args(settings),
+        **gateway_args(settings, clients),
         # Deleting the gateway deletes its logs; production stacks protect it from destroy.
         opts=pulumi.ResourceOptions(parent=parent, protect=settings.protect),
     )

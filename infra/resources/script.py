@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 
 import cloudflare as cloudflare_api
@@ -10,14 +11,14 @@ import pulumi_cloudflare as cloudflare
 import pulumi_random as random
 
 from infra.providers import secret_values
-from infra.settings import Settings
+from infra.settings import DEFAULT_CLIENT, Settings, rate_limit_bindings
 from infra.worker.render import COMPATIBILITY_DATE, MAIN_MODULE
 
-GENERATED_CLIENT = "default"
-"""The client name of the token generated when `clientTokens` is unset."""
 GENERATED_TOKEN_LENGTH = 48
 """48 letters and digits: about 285 random bits, beyond any guessing."""
 WORKERS_DEV = "workers.dev"
+NAMESPACE_ID_RANGE = 2**31 - 1
+"""Rate-limit namespace ids are positive integers (as text); kept within a signed 32-bit int."""
 
 
 class WorkersSubdomainError(Exception):
@@ -26,7 +27,7 @@ class WorkersSubdomainError(Exception):
 
 def secret_bindings(
     provider_keys: Mapping[str, Sequence[str]],
-    client_tokens: Mapping[str, str],
+    client_tokens: Mapping[str, str | Sequence[str]],
     gateway_token: str,
 ) -> list[cloudflare.WorkersScriptBindingArgsDict]:
     """The Worker's `secret_text` bindings (DESIGN §3), one value per line."""
@@ -34,6 +35,40 @@ def secret_bindings(
         {"name": name, "type": "secret_text", "text": text}
         for name, text in secret_values(provider_keys, client_tokens, gateway_token).items()
     ]
+
+
+def rate_limit_namespace_id(account_id: str, worker_name: str, binding: str) -> str:
+    """A Rate Limiting namespace id of its own for this account, Worker and binding.
+
+    Cloudflare counts per namespace id across the whole account, so two stacks (two Workers)
+    sharing an id would share counters; derived from all three, ids differ between stacks and
+    stay the same from one `pulumi up` to the next.
+    """
+    digest = hashlib.sha256(f"{account_id}/{worker_name}/{binding}".encode()).digest()
+    return str(int.from_bytes(digest[:8], "big") % NAMESPACE_ID_RANGE + 1)
+
+
+def rate_limit_binding_args(settings: Settings) -> list[cloudflare.WorkersScriptBindingArgsDict]:
+    """The Worker's `ratelimit` bindings (DESIGN §3): one per distinct client {limit, period}."""
+    return [
+        {
+            "name": binding,
+            "type": "ratelimit",
+            "namespace_id": rate_limit_namespace_id(
+                settings.account_id, settings.worker_name, binding
+            ),
+            "simple": {"limit": rate.limit, "period": rate.period},
+        }
+        for binding, rate in rate_limit_bindings(settings).items()
+    ]
+
+
+def exported_tokens(client_tokens: Mapping[str, Sequence[str]]) -> dict[str, str | list[str]]:
+    """The `clientTokens` output: a client's token, or the list of its tokens while it rotates."""
+    return {
+        client: tokens[0] if len(tokens) == 1 else list(tokens)
+        for client, tokens in client_tokens.items()
+    }
 
 
 def workers_dev_url(worker_name: str, account_subdomain: str) -> str:
@@ -69,10 +104,14 @@ def lookup_workers_subdomain(account_id: str, api_token: str | None) -> str:
         ) from None
 
 
-def generate_client_token(name: str, parent: pulumi.Resource) -> random.RandomPassword:
-    """One random client token; letters and digits only, so it never holds a binding separator."""
+def generate_client_token(name: str, client: str, parent: pulumi.Resource) -> random.RandomPassword:
+    """One client's random token; letters and digits only, so it never holds a binding separator.
+
+    The `default` client's keeps the resource name it always had, so its token survives upgrades.
+    """
+    suffix = "" if client == DEFAULT_CLIENT else f"-{client}"
     return random.RandomPassword(
-        f"{name}-client-token",
+        f"{name}-client-token{suffix}",
         length=GENERATED_TOKEN_LENGTH,
         special=False,
         opts=pulumi.ResourceOptions(parent=parent),

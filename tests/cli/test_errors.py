@@ -19,7 +19,7 @@ def write_stack(stack: str, text: str) -> None:
         file.write(text)
 
 
-@pytest.mark.parametrize("command", [["usage"], ["usage", "--json"]])
+@pytest.mark.parametrize("command", [["usage"], ["usage", "--json"], ["clients", "--json"]])
 def test_wrong_token_is_one_clear_sentence(
     cloudflare_api: FakeCloudflare, capsys: pytest.CaptureFixture[str], command: list[str]
 ) -> None:
@@ -40,7 +40,7 @@ def test_missing_gateway_is_one_clear_sentence(
     assert "--gateway-id" in err
 
 
-@pytest.mark.parametrize("command", [["usage"], ["doctor"]])
+@pytest.mark.parametrize("command", [["usage"], ["doctor"], ["clients"]])
 def test_network_failure_is_one_clear_sentence(
     cloudflare_api: FakeCloudflare,
     capsys: pytest.CaptureFixture[str],

@@ -23,6 +23,11 @@ REQUIRED_ENV = {
 MODEL_ENV = "AIGW_TEST_OPENAI_MODEL"
 DEFAULT_MODEL = "gpt-4o-mini"
 STACK_PREFIX = "cloudtest-"
+FIRST_CLIENT = "default"
+"""The client with no limits, the one a first-time user gets."""
+BUDGET_CLIENT = "frugal"
+"""A client whose budget one small completion spends, to see AI Gateway's spend limit refuse it."""
+TINY_BUDGET = {"limit": 0.00001, "window": 3600}
 
 
 def missing_requirements(
@@ -53,14 +58,18 @@ class DeployedStack:
     client_name: str
     client_token: str = field(repr=False)
     provider_key: str = field(repr=False)
+    client_tokens: Mapping[str, str] = field(repr=False, default_factory=dict)
+    """Every client's generated token, by name."""
 
 
-def _stack_config(account_id: str, openai_key: str) -> dict[str, auto.ConfigValue]:
-    # No clientTokens and no gatewayToken: the program generates the one and creates the other,
-    # the path a first-time user takes.
+def stack_config(account_id: str, openai_key: str) -> dict[str, auto.ConfigValue]:
+    # No clientTokens and no gatewayToken: the program generates the tokens of the clients it is
+    # told about and creates the gateway token, the path a first-time user takes.
+    clients = {FIRST_CLIENT: {}, BUDGET_CLIENT: {"budget": TINY_BUDGET}}
     return {
         "aigw:accountId": auto.ConfigValue(account_id),
         "aigw:providerKeys": auto.ConfigValue(json.dumps({"openai": [openai_key]}), secret=True),
+        "aigw:clients": auto.ConfigValue(json.dumps(clients)),
     }
 
 
@@ -84,19 +93,20 @@ def ephemeral_stack(state_dir: Path, account_id: str, openai_key: str) -> Iterat
         opts=auto.LocalWorkspaceOptions(env_vars=workspace_env, secrets_provider="passphrase"),
     )
     try:
-        stack.set_all_config(_stack_config(account_id, openai_key))
+        stack.set_all_config(stack_config(account_id, openai_key))
         # show_secrets=False: a failing command's message carries its output into the test report.
         outputs = stack.up(color="never", show_secrets=False, suppress_outputs=True).outputs
-        [(client_name, client_token)] = dict(outputs["clientTokens"].value).items()
+        client_tokens = dict(outputs["clientTokens"].value)
         yield DeployedStack(
             name=name,
             account_id=account_id,
             gateway_id=str(outputs["gatewayId"].value),
             url=str(outputs["url"].value),
             openai_base_url=str(outputs["openaiBaseUrl"].value),
-            client_name=client_name,
-            client_token=client_token,
+            client_name=FIRST_CLIENT,
+            client_token=client_tokens[FIRST_CLIENT],
             provider_key=openai_key,
+            client_tokens=client_tokens,
         )
     finally:
         _tear_down(stack, name, state_dir)

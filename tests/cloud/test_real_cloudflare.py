@@ -12,17 +12,24 @@ import httpx
 import openai
 import pytest
 
+from infra.settings import client_names, load, spend_limit_rules
 from tests.cloud.ephemeral import (
+    BUDGET_CLIENT,
     DEFAULT_MODEL,
+    FIRST_CLIENT,
     MODEL_ENV,
     REQUIRED_ENV,
     DeployedStack,
     missing_requirements,
+    stack_config,
 )
 
 READY_TIMEOUT_S = 120
 LOG_TIMEOUT_S = 180
 POLL_INTERVAL_S = 5
+BUDGET_ATTEMPTS = 12
+"""Completions a client with a tiny budget may send before the spend limit must have refused one
+(spend is recorded after each request completes, so the first ones pass)."""
 
 
 def _wait_until_serving(url: str) -> None:
@@ -114,6 +121,16 @@ def test_nothing_is_missing_when_everything_is_set() -> None:
     )
 
 
+def test_ephemeral_stack_config_is_valid() -> None:
+    """The real-cloud stack's config passes validation, with one budget, on the frugal client."""
+    config = stack_config("0123456789abcdef0123456789abcdef", "sk-test-a")
+    settings, secrets = load(
+        {key.removeprefix("aigw:"): value.value for key, value in config.items()}, "cloudtest"
+    )
+    assert client_names(settings, secrets) == (FIRST_CLIENT, BUDGET_CLIENT)
+    assert list(spend_limit_rules(settings, client_names(settings, secrets))) == [BUDGET_CLIENT]
+
+
 @pytest.mark.cloud
 @pytest.mark.timeout(1200)
 def test_chat_completion_through_the_worker_is_logged_by_the_gateway(
@@ -142,3 +159,37 @@ def test_chat_completion_through_the_worker_is_logged_by_the_gateway(
     key_id = hashlib.sha256(deployed_stack.provider_key.encode()).hexdigest()[:8]
     metadata = summary["metadata"] or ""
     assert deployed_stack.client_name in metadata and key_id in metadata, summary
+
+
+@pytest.mark.cloud
+@pytest.mark.timeout(1200)
+def test_client_over_its_budget_gets_budget_exceeded(deployed_stack: DeployedStack) -> None:
+    """A client whose tiny budget is spent is refused by AI Gateway's spend limit: 429
+    budget_exceeded, naming the client (this is what checks that spend limits count requests that
+    carry the Worker's own provider key)."""
+    _wait_until_serving(deployed_stack.url)
+    client = openai.OpenAI(
+        base_url=deployed_stack.openai_base_url,
+        api_key=deployed_stack.client_tokens[BUDGET_CLIENT],
+        max_retries=0,
+        timeout=60,
+    )
+    statuses: list[int] = []
+    for _ in range(BUDGET_ATTEMPTS):
+        try:
+            client.chat.completions.create(
+                model=os.environ.get(MODEL_ENV, DEFAULT_MODEL),
+                messages=[{"role": "user", "content": "Answer with the single word: pong"}],
+                max_tokens=5,
+            )
+            statuses.append(200)
+        except openai.APIStatusError as error:
+            statuses.append(error.status_code)
+            if error.status_code == 429:
+                body = error.response.json()["error"]
+                assert body["code"] == "budget_exceeded", body
+                assert BUDGET_CLIENT in body["message"], body
+                return
+            raise
+        time.sleep(POLL_INTERVAL_S)
+    pytest.fail(f"{BUDGET_ATTEMPTS} completions over a tiny budget were all served: {statuses}")

@@ -10,15 +10,18 @@ from infra.resources.gateway import (
     AI_GATEWAY_RUN,
     gateway_args,
     run_permission_group_id,
+    spend_limits,
     token_policies,
 )
 from infra.resources.script import (
     WorkersSubdomainError,
     lookup_workers_subdomain,
+    rate_limit_binding_args,
+    rate_limit_namespace_id,
     secret_bindings,
     workers_dev_url,
 )
-from infra.settings import LogRetention, RateLimit, Settings
+from infra.settings import LogRetention, RateLimit, Settings, load
 from tests.cloudflare_fake import WORKERS_SUBDOMAIN, FakeCloudflare
 
 SETTINGS = Settings(account_id=ACCOUNT, gateway_id="gw", worker_name="wk", providers=("openai",))
@@ -33,10 +36,14 @@ class Group:
 
 
 def test_secret_bindings_put_one_value_per_line() -> None:
-    """Keys and `name:token` entries are separated by new lines, one binding per provider."""
+    """Keys and `name:token` entries are separated by new lines, one binding per provider; a
+    rotating client has one entry per token."""
     bindings = secret_bindings(
         {"google-ai-studio": ("key-a", "key-b"), "workers-ai": ("key-c",)},
-        {"laptop": "token-laptop-01234567", "ci": "token-ci-0123456789ab"},
+        {
+            "laptop": "token-laptop-01234567",
+            "ci": ("token-ci-0123456789ab", "token-ci-new-01234567"),
+        },
         "gateway-token",
     )
     assert bindings == [
@@ -45,7 +52,8 @@ def test_secret_bindings_put_one_value_per_line() -> None:
         {
             "name": "CLIENT_TOKENS",
             "type": "secret_text",
-            "text": "laptop:token-laptop-01234567\nci:token-ci-0123456789ab",
+            "text": "laptop:token-laptop-01234567\nci:token-ci-0123456789ab\n"
+            "ci:token-ci-new-01234567",
         },
         {"name": "GATEWAY_TOKEN", "type": "secret_text", "text": "gateway-token"},
     ]
@@ -65,7 +73,7 @@ def test_workers_dev_url() -> None:
 )
 def test_gateway_rate_limit(rate_limit: RateLimit | None, expected: tuple[int, int, str]) -> None:
     """No rate limit is limit 0 and interval 0; a configured one passes through."""
-    args = gateway_args(Settings(**{**SETTINGS.__dict__, "rate_limit": rate_limit}))
+    args = gateway_args(Settings(**{**SETTINGS.__dict__, "rate_limit": rate_limit}), ())
     assert (
         args["rate_limiting_limit"],
         args["rate_limiting_interval"],
@@ -76,7 +84,7 @@ def test_gateway_rate_limit(rate_limit: RateLimit | None, expected: tuple[int, i
 def test_gateway_log_retention() -> None:
     """Log retention maps to log_management and its strategy."""
     retention = LogRetention(50_000, "DELETE_OLDEST")
-    args = gateway_args(Settings(**{**SETTINGS.__dict__, "log_retention": retention}))
+    args = gateway_args(Settings(**{**SETTINGS.__dict__, "log_retention": retention}), ())
     assert (args["log_management"], args["log_management_strategy"]) == (50_000, "DELETE_OLDEST")
 
 
@@ -120,3 +128,103 @@ def test_lookup_workers_subdomain_error_names_the_fixes(
     cloudflare_api.subdomain_status = 404
     with pytest.raises(WorkersSubdomainError, match=r"answered 404.*Your subdomain.*customDomain"):
         lookup_workers_subdomain(ACCOUNT, None)
+
+
+POLICIES = {
+    "alice": {"budget": {"limit": 25, "window": 86400, "technique": "sliding"}},
+    "ci": {"rateLimit": {"limit": 10, "period": 10}},
+    "*": {"budget": {"limit": 0.5, "window": 3600}, "rateLimit": {"limit": 60, "period": 60}},
+}
+
+
+def policy_settings(**extra: object) -> Settings:
+    """Settings with POLICIES and the given extra `aigw:` values."""
+    raw = {"accountId": ACCOUNT, "providerKeys": {"openai": ["sk-test-a"]}, "clients": POLICIES}
+    return load(raw | extra, "dev")[0]
+
+
+def test_spend_limits_one_rule_per_budget_with_stable_ids() -> None:
+    """Each budget is an enabled cost rule: a client's filtered on its `client` metadata, the
+    gateway's unfiltered; "*" gives each client without an entry its own rule."""
+    settings = policy_settings(budget={"limit": 100, "window": 2592000})
+    assert spend_limits(settings, ["laptop", "alice", "ci"]) == {
+        "enabled": True,
+        "rules": [
+            {
+                "id": "aigw-client-laptop",
+                "enabled": True,
+                "limit_type": "cost",
+                "limit": 0.5,
+                "window": 3600,
+                "technique": "fixed",
+                "metadata": {"client": {"mode": "filter", "values": ["laptop"]}},
+            },
+            {
+                "id": "aigw-client-alice",
+                "enabled": True,
+                "limit_type": "cost",
+                "limit": 25.0,
+                "window": 86400,
+                "technique": "sliding",
+                "metadata": {"client": {"mode": "filter", "values": ["alice"]}},
+            },
+            {
+                "id": "aigw-gateway",
+                "enabled": True,
+                "limit_type": "cost",
+                "limit": 100.0,
+                "window": 2592000,
+                "technique": "fixed",
+            },
+        ],
+    }
+
+
+def test_without_budgets_spend_limits_are_off_and_empty() -> None:
+    """No budget is an explicit empty, disabled rule list, so removing the last budget removes
+    its rule instead of leaving Cloudflare's copy in place."""
+    assert gateway_args(SETTINGS, ["default"])["spend_limits"] == {"enabled": False, "rules": []}
+
+
+def test_rate_limit_bindings_per_distinct_limit() -> None:
+    """One `ratelimit` binding per distinct {limit, period}, each with its own namespace id."""
+    bindings = rate_limit_binding_args(policy_settings())
+    assert [(b["name"], b["type"], b["simple"]) for b in bindings] == [
+        ("RATE_LIMIT_10_PER_10S", "ratelimit", {"limit": 10, "period": 10}),
+        ("RATE_LIMIT_60_PER_60S", "ratelimit", {"limit": 60, "period": 60}),
+    ]
+    ids = [b["namespace_id"] for b in bindings]
+    assert ids == [
+        rate_limit_namespace_id(ACCOUNT, "aigw-dev", "RATE_LIMIT_10_PER_10S"),
+        rate_limit_namespace_id(ACCOUNT, "aigw-dev", "RATE_LIMIT_60_PER_60S"),
+    ]
+    assert len(set(ids)) == 2
+
+
+@pytest.mark.parametrize(
+    ("account", "worker", "binding"),
+    [
+        (ACCOUNT, "aigw-dev", "RATE_LIMIT_60_PER_60S"),
+        (ACCOUNT, "aigw-prod", "RATE_LIMIT_60_PER_60S"),
+        ("f" * 32, "aigw-dev", "RATE_LIMIT_60_PER_60S"),
+        (ACCOUNT, "aigw-dev", "RATE_LIMIT_61_PER_60S"),
+    ],
+)
+def test_namespace_id_is_a_positive_integer_string(account: str, worker: str, binding: str) -> None:
+    """Cloudflare wants the id as text holding a positive integer (no leading zero)."""
+    namespace_id = rate_limit_namespace_id(account, worker, binding)
+    assert namespace_id.isdigit() and not namespace_id.startswith("0")
+    assert 1 <= int(namespace_id) < 2**31
+
+
+def test_namespace_ids_differ_between_stacks_and_stay_put() -> None:
+    """Another Worker (stack), another account or another binding gets another id; the same
+    three always get the same one, so counters survive `pulumi up`."""
+    first = rate_limit_namespace_id(ACCOUNT, "aigw-dev", "RATE_LIMIT_60_PER_60S")
+    assert first == rate_limit_namespace_id(ACCOUNT, "aigw-dev", "RATE_LIMIT_60_PER_60S")
+    others = {
+        rate_limit_namespace_id(ACCOUNT, "aigw-prod", "RATE_LIMIT_60_PER_60S"),
+        rate_limit_namespace_id("f" * 32, "aigw-dev", "RATE_LIMIT_60_PER_60S"),
+        rate_limit_namespace_id(ACCOUNT, "aigw-dev", "RATE_LIMIT_60_PER_10S"),
+    }
+    assert first not in others and len(others) == 3

@@ -89,6 +89,61 @@ BASE: dict[str, object] = {"accountId": ACCOUNT, "providerKeys": KEYS}
         (BASE | {"workersDev": "false"}, r"^aigw:workersDev: got false with no customDomain"),
         (BASE | {"workersDev": "yes"}, r"^aigw:workersDev: got 'yes'; expected true or false"),
         (BASE | {"rateLimits": {"limit": 1}}, r"^aigw:rateLimits: got a key aigw does not know"),
+        # client policies
+        (BASE | {"clients": ["alice"]}, r"^aigw:clients: got \[\"alice\"\]; expected an object"),
+        (BASE | {"clients": {"bob smith": {}}}, r"^aigw:clients: got client name 'bob smith'"),
+        (
+            BASE | {"clients": {"alice": {"rateLimit": {"limit": 10, "period": 30}}}},
+            r"^aigw:clients\.alice\.rateLimit\.period: got 30; expected 10 or 60",
+        ),
+        (
+            BASE | {"clients": {"alice": {"rateLimit": {"limit": -1, "period": 60}}}},
+            r"^aigw:clients\.alice\.rateLimit\.limit: got -1; expected a whole number from 1",
+        ),
+        (
+            BASE | {"clients": {"alice": {"models": []}}},
+            r"^aigw:clients\.alice\.models: got \[\]; expected a non-empty list",
+        ),
+        (
+            BASE | {"clients": {"*": {"providers": ["anthropic"]}}},
+            r"^aigw:clients\.\*\.providers\[0\]: got 'anthropic', which has no keys",
+        ),
+        (
+            BASE | {"clients": {"alice": {"providers": ["azure"]}}},
+            r"^aigw:clients\.alice\.providers\[0\]: got 'azure'; known providers are",
+        ),
+        (
+            BASE | {"clients": {"alice": {"budget": {"limit": 0, "window": 3600}}}},
+            r"^aigw:clients\.alice\.budget\.limit: got 0; expected an amount of US dollars",
+        ),
+        (
+            BASE | {"clients": {"alice": {"budget": {"limit": 5, "window": 30}}}},
+            r"^aigw:clients\.alice\.budget\.window: got 30; expected a whole number from 60",
+        ),
+        (
+            BASE | {"clients": {"alice": {"expires": "next friday"}}},
+            r"^aigw:clients\.alice\.expires: got 'next friday'; expected an ISO 8601 date",
+        ),
+        (
+            BASE | {"clients": {"alice": {"rate_limit": {"limit": 1, "period": 10}}}},
+            r"^aigw:clients\.alice: got .*\(unknown field 'rate_limit'\)",
+        ),
+        (
+            BASE | {"budget": {"limit": 10}},
+            r"^aigw:budget: got .*\(missing 'window'\); fields are limit, technique, window",
+        ),
+        (
+            BASE
+            | {
+                "clients": {f"c{n}": {"budget": {"limit": 1, "window": 60}} for n in range(20)},
+                "budget": {"limit": 10, "window": 60},
+            },
+            r"^aigw:clients: got 21 spend-limit rules \(20 client budgets and the gateway budget\)",
+        ),
+        (
+            BASE | {"clientTokens": {"laptop": []}},
+            r"^aigw:clientTokens\.laptop: got an empty list",
+        ),
     ],
 )
 def test_invalid_config_registers_nothing(config: dict[str, object], message: str) -> None:
@@ -110,6 +165,7 @@ def test_invalid_config_registers_nothing(config: dict[str, object], message: st
         BASE | {"clientTokens": {"laptop": "sk-test-secret"}},
         BASE | {"clientTokens": {"laptop": "sk-test-secret,0123456789"}},
         BASE | {"gatewayToken": "sk-test secret"},
+        BASE | {"clientTokens": {"laptop": ["sk-test-secret-0123", "sk-test-secret-0123"]}},
     ],
 )
 def test_errors_about_secrets_never_show_them(config: dict[str, object]) -> None:

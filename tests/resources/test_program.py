@@ -101,6 +101,7 @@ def test_gateway_inputs_follow_settings() -> None:
         "rateLimitingTechnique": "sliding",
         "logManagement": 100000,
         "logManagementStrategy": "DELETE_OLDEST",
+        "spendLimits": {"enabled": False, "rules": []},
     }
     assert not gateway.protect
 
@@ -331,3 +332,107 @@ def test_config_from_the_cli_environment(monkeypatch: pytest.MonkeyPatch) -> Non
     assert run.one(GATEWAY).inputs["aiGatewayId"] == "team-gateway"
     assert run.outputs["clientTokens"] == CLIENT_TOKENS
     assert not run.of_type(CUSTOM_DOMAIN)
+
+
+POLICY_CONFIG: dict[str, object] = MINIMAL | {
+    "providerKeys": {"openai": OPENAI_KEYS, "anthropic": ANTHROPIC_KEYS},
+    "clientTokens": {"laptop": ["laptop-old-token-0123", "laptop-new-token-0123"]},
+    "clients": {
+        "alice": {
+            "budget": {"limit": 25, "window": 86400},
+            "rateLimit": {"limit": 10, "period": 10},
+        },
+        "ci": {"models": ["gpt-4o-mini"], "providers": ["openai"], "expires": "2026-12-31"},
+        "*": {
+            "budget": {"limit": 1.5, "window": 3600, "technique": "sliding"},
+            "rateLimit": {"limit": 60, "period": 60},
+        },
+    },
+    "budget": {"limit": 100, "window": 2592000},
+}
+
+
+def test_budgets_become_spend_limit_rules_on_the_gateway() -> None:
+    """Each client budget (and "*" for each client without an entry) is a rule filtered on the
+    client metadata with a stable id; the gateway budget is one more, unfiltered."""
+    limits = run_program(POLICY_CONFIG).one(GATEWAY).inputs["spendLimits"]
+    assert limits["enabled"] is True
+    rules = {rule["id"]: rule for rule in limits["rules"]}
+    assert list(rules) == ["aigw-client-laptop", "aigw-client-alice", "aigw-gateway"]
+    assert rules["aigw-client-laptop"] == {
+        "id": "aigw-client-laptop",
+        "enabled": True,
+        "limitType": "cost",
+        "limit": 1.5,
+        "window": 3600,
+        "technique": "sliding",
+        "metadata": {"client": {"mode": "filter", "values": ["laptop"]}},
+    }
+    assert (rules["aigw-client-alice"]["limit"], rules["aigw-client-alice"]["window"]) == (
+        25,
+        86400,
+    )
+    assert rules["aigw-client-alice"]["metadata"]["client"]["values"] == ["alice"]
+    assert "metadata" not in rules["aigw-gateway"]
+    assert (rules["aigw-gateway"]["limit"], rules["aigw-gateway"]["window"]) == (100, 2592000)
+
+
+def test_changing_a_budget_updates_its_rule_in_place() -> None:
+    """A new limit keeps every rule's id and the gateway resource: `pulumi up` updates in place."""
+    before = run_program(POLICY_CONFIG).one(GATEWAY)
+    changed = dict(POLICY_CONFIG) | {"budget": {"limit": 50, "window": 2592000}}
+    after = run_program(changed).one(GATEWAY)
+    assert (before.name, before.urn) == (after.name, after.urn)
+    ids = [[rule["id"] for rule in run.inputs["spendLimits"]["rules"]] for run in (before, after)]
+    assert ids[0] == ids[1]
+    assert after.inputs["spendLimits"]["rules"][-1]["limit"] == 50
+    assert not after.replace_on_changes
+
+
+def test_rate_limits_become_ratelimit_bindings() -> None:
+    """One `ratelimit` binding per distinct {limit, period}, beside the secret bindings."""
+    bindings = reveal(run_program(POLICY_CONFIG).one(SCRIPT).inputs["bindings"])
+    limits = [binding for binding in bindings if binding["type"] == "ratelimit"]
+    assert [(b["name"], b["simple"]) for b in limits] == [
+        ("RATE_LIMIT_10_PER_10S", {"limit": 10, "period": 10}),
+        ("RATE_LIMIT_60_PER_60S", {"limit": 60, "period": 60}),
+    ]
+    assert all(b["namespaceId"].isdigit() for b in limits)
+    assert len({b["namespaceId"] for b in limits}) == 2
+    other_stack = reveal(run_program(POLICY_CONFIG, stack="prod").one(SCRIPT).inputs["bindings"])
+    other_ids = {b["namespaceId"] for b in other_stack if b["type"] == "ratelimit"}
+    assert not other_ids & {b["namespaceId"] for b in limits}
+
+
+def test_clients_without_tokens_get_generated_ones() -> None:
+    """Every client named in `clients` without a token gets its own generated token; a rotating
+    client's tokens are each bound, and the output lists them, as a secret."""
+    run = run_program(POLICY_CONFIG)
+    passwords = sorted(password.name for password in run.of_type(PASSWORD))
+    assert passwords == ["aigw-client-token-alice", "aigw-client-token-ci"]
+    assert all(
+        password.inputs == {"length": 48, "special": False} for password in run.of_type(PASSWORD)
+    )
+    text = {b["name"]: b["text"] for b in reveal(run.one(SCRIPT).inputs["bindings"]) if "text" in b}
+    assert text["CLIENT_TOKENS"].split("\n") == [
+        "laptop:laptop-old-token-0123",
+        "laptop:laptop-new-token-0123",
+        f"alice:{GENERATED_CLIENT_TOKEN}",
+        f"ci:{GENERATED_CLIENT_TOKEN}",
+    ]
+    assert run.outputs["clientTokens"] == {
+        "laptop": ["laptop-old-token-0123", "laptop-new-token-0123"],
+        "alice": GENERATED_CLIENT_TOKEN,
+        "ci": GENERATED_CLIENT_TOKEN,
+    }
+    assert "clientTokens" in run.secret_outputs
+    script = run.one(SCRIPT)
+    assert all(password.urn in script.dependencies for password in run.of_type(PASSWORD))
+
+
+def test_the_default_client_keeps_its_token_resource() -> None:
+    """A stack that had only the generated `default` token keeps that resource when it names
+    clients, so adding a policy does not rotate the token already handed out."""
+    run = run_program(MINIMAL | {"clients": {"default": {"models": ["gpt-4o-mini"]}}})
+    assert [password.name for password in run.of_type(PASSWORD)] == ["aigw-client-token"]
+    assert run.outputs["clientTokens"] == {"default": GENERATED_CLIENT_TOKEN}

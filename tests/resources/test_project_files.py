@@ -123,5 +123,6 @@ def test_example_stack_is_valid() -> None:
     assert settings.custom_domain.hostname == "ai.example.com"
     assert settings.rate_limit is not None and settings.rate_limit.technique == "sliding"
     assert settings.providers == ("openai", "anthropic")
-    assert secrets.client_tokens is not None and set(secrets.client_tokens) == {"laptop", "ci"}
+    assert set(secrets.client_tokens) == {"laptop", "ci"} and len(secrets.client_tokens["ci"]) == 2
+    assert set(settings.clients) == {"alice", "ci", "*"} and settings.budget is not None
     assert secrets.gateway_token is not None

@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
+from infra.providers import secret_values
 from infra.settings import (
     KNOWN_KEYS,
+    MAX_SPEND_LIMIT_RULES,
+    Budget,
+    ClientPolicy,
+    ClientRateLimit,
     CustomDomain,
     LogRetention,
     RateLimit,
     SettingsError,
+    client_names,
     default_name,
+    generated_clients,
     load,
+    policy_of,
+    rate_limit_binding,
+    rate_limit_bindings,
+    spend_limit_rules,
 )
 
 ACCOUNT = "0123456789abcdef0123456789abcdef"
@@ -31,7 +44,9 @@ def test_defaults_follow_the_stack_name() -> None:
     assert (settings.rate_limit, settings.log_retention, settings.custom_domain) == (None,) * 3
     assert (settings.workers_dev, settings.protect) == (True, False)
     assert settings.cors_origins == ("*",)
-    assert secrets.client_tokens is None and secrets.gateway_token is None
+    assert dict(secrets.client_tokens) == {} and secrets.gateway_token is None
+    assert (dict(settings.clients), settings.budget) == ({}, None)
+    assert generated_clients(settings, secrets) == ("default",)
 
 
 def test_every_value_as_pulumi_passes_it() -> None:
@@ -72,7 +87,7 @@ def test_every_value_as_pulumi_passes_it() -> None:
         "openai": ("sk-test-a", "sk-test-b"),
         "anthropic": ("sk-ant-c",),
     }
-    assert secrets.client_tokens == {"laptop": "laptop-token-0123456789"}
+    assert secrets.client_tokens == {"laptop": ("laptop-token-0123456789",)}
     assert secrets.gateway_token == "gateway-token"
 
 
@@ -237,6 +252,127 @@ TOKEN = "client-token-0123456789"
             BASE | {"clientTokens": f'{{"a": "{TOKEN}", "b": "{TOKEN}"}}'},
             r"^aigw:clientTokens\.b: got the same token as clientTokens\.a; each client needs",
         ),
+        (
+            BASE | {"clientTokens": '{"laptop": []}'},
+            r"^aigw:clientTokens\.laptop: got an empty list; expected a token, or a list of one",
+        ),
+        (
+            BASE | {"clientTokens": f'{{"laptop": ["{TOKEN}", "short-token"]}}'},
+            r"^aigw:clientTokens\.laptop\[1\]: got a token shorter than 16 characters",
+        ),
+        (
+            BASE | {"clientTokens": f'{{"laptop": ["{TOKEN}", "{TOKEN}"]}}'},
+            r"^aigw:clientTokens\.laptop\[1\]: got the same token as clientTokens\.laptop\[0\]",
+        ),
+        (
+            BASE
+            | {"clientTokens": f'{{"a": "{TOKEN}", "b": ["other-token-0123456789", "{TOKEN}"]}}'},
+            r"^aigw:clientTokens\.b\[1\]: got the same token as clientTokens\.a;",
+        ),
+        # client policies
+        (
+            BASE | {"clients": '["alice"]'},
+            r'^aigw:clients: got \["alice"\]; expected an object of policies',
+        ),
+        (
+            BASE | {"clients": '{"al ice": {}}'},
+            r"^aigw:clients: got client name 'al ice'; names are 1-64 letters.*, or \"\*\"",
+        ),
+        (
+            BASE | {"clients": '{"alice": {"model": ["gpt-4o"]}}'},
+            r"^aigw:clients\.alice: got .*\(unknown field 'model'\); fields are budget, expires, "
+            r"models, providers, rateLimit",
+        ),
+        (
+            BASE | {"clients": '{"alice": "gpt-4o"}'},
+            r"^aigw:clients\.alice: got 'gpt-4o'; expected an object with budget, expires",
+        ),
+        (
+            BASE | {"clients": '{"alice": {"models": []}}'},
+            r"^aigw:clients\.alice\.models: got \[\]; expected a non-empty list",
+        ),
+        (
+            BASE | {"clients": '{"alice": {"models": "gpt-4o"}}'},
+            r"^aigw:clients\.alice\.models: got 'gpt-4o'; expected a non-empty list",
+        ),
+        (
+            BASE | {"clients": '{"alice": {"models": ["gpt-4o", "gpt 4"]}}'},
+            r"^aigw:clients\.alice\.models\[1\]: got 'gpt 4'; expected a model name or a glob",
+        ),
+        (
+            BASE | {"clients": '{"alice": {"providers": ["openia"]}}'},
+            r"^aigw:clients\.alice\.providers\[0\]: got 'openia'; known providers are openai, ",
+        ),
+        (
+            BASE | {"clients": '{"*": {"providers": ["openai", "anthropic"]}}'},
+            r"^aigw:clients\.\*\.providers\[1\]: got 'anthropic', which has no keys in "
+            r"aigw:providerKeys; providers with keys are openai$",
+        ),
+        (
+            BASE | {"clients": '{"alice": {"providers": []}}'},
+            r"^aigw:clients\.alice\.providers: got \[\]; expected a non-empty list",
+        ),
+        (
+            BASE | {"clients": '{"alice": {"rateLimit": {"limit": 10, "period": 30}}}'},
+            r"^aigw:clients\.alice\.rateLimit\.period: got 30; expected 10 or 60 \(seconds\)",
+        ),
+        (
+            BASE | {"clients": '{"alice": {"rateLimit": {"limit": 0, "period": 60}}}'},
+            r"^aigw:clients\.alice\.rateLimit\.limit: got 0; expected a whole number from 1",
+        ),
+        (
+            BASE | {"clients": '{"alice": {"rateLimit": {"limit": 1.5, "period": 60}}}'},
+            r"^aigw:clients\.alice\.rateLimit\.limit: got 1\.5; expected a whole number from 1",
+        ),
+        (
+            BASE | {"clients": '{"alice": {"rateLimit": {"limit": 10}}}'},
+            r"^aigw:clients\.alice\.rateLimit: got .*\(missing 'period'\); fields are limit, "
+            r"period",
+        ),
+        (
+            BASE | {"clients": '{"alice": {"budget": {"limit": 0, "window": 86400}}}'},
+            r"^aigw:clients\.alice\.budget\.limit: got 0; expected an amount of US dollars greater",
+        ),
+        (
+            BASE | {"clients": '{"alice": {"budget": {"limit": "ten", "window": 86400}}}'},
+            r"^aigw:clients\.alice\.budget\.limit: got 'ten'; expected an amount of US dollars",
+        ),
+        (
+            BASE | {"clients": '{"alice": {"budget": {"limit": 5, "window": 59}}}'},
+            r"^aigw:clients\.alice\.budget\.window: got 59; expected a whole number from 60 to",
+        ),
+        (
+            BASE
+            | {"clients": '{"alice": {"budget": {"limit": 5, "window": 60, "technique": "x"}}}'},
+            r"^aigw:clients\.alice\.budget\.technique: got 'x'; expected 'fixed' or 'sliding'",
+        ),
+        (
+            BASE | {"clients": '{"alice": {"expires": "31/12/2026"}}'},
+            r"^aigw:clients\.alice\.expires: got '31/12/2026'; expected an ISO 8601 date such as "
+            r"2026-12-31 \(its start, 00:00 UTC\) or date-time",
+        ),
+        (
+            BASE | {"clients": '{"alice": {"expires": "2026-02-30"}}'},
+            r"^aigw:clients\.alice\.expires: got '2026-02-30'; expected an ISO 8601 date",
+        ),
+        (
+            BASE | {"clients": '{"alice": {"expires": 20261231}}'},
+            r"^aigw:clients\.alice\.expires: got 20261231; expected an ISO 8601 date",
+        ),
+        # gateway budget
+        (BASE | {"budget": "100"}, r"^aigw:budget: got 100; expected an object with limit"),
+        (
+            BASE | {"budget": '{"limit": -1, "window": 86400}'},
+            r"^aigw:budget\.limit: got -1; expected an amount of US dollars greater than 0",
+        ),
+        (
+            BASE | {"budget": '{"limit": "NaN", "window": 86400}'},
+            r"^aigw:budget\.limit: got 'NaN'; expected an amount of US dollars",
+        ),
+        (
+            BASE | {"budget": '{"limit": 100, "window": "daily"}'},
+            r"^aigw:budget\.window: got 'daily'; expected a whole number from 60 to",
+        ),
         # gateway token
         (BASE | {"gatewayToken": " "}, r"^aigw:gatewayToken: got an empty value or one with white"),
         # unknown keys
@@ -260,6 +396,8 @@ def test_invalid_value_names_key_value_and_rule(raw: dict[str, object], message:
         BASE | {"clientTokens": '{"laptop": "sk-test-secret"}'},
         BASE | {"clientTokens": '{"a": "sk-test-secret-0123", "b": "sk-test-secret-0123"}'},
         BASE | {"gatewayToken": "sk-test-secret token"},
+        BASE | {"clientTokens": '{"laptop": ["sk-test-secret-0123", "sk-test-secret-0123"]}'},
+        BASE | {"clientTokens": '{"laptop": ["sk-test-secret-0123", "sk-test-secret"]}'},
     ],
 )
 def test_messages_about_secrets_never_contain_them(raw: dict[str, object]) -> None:
@@ -274,3 +412,195 @@ def test_unknown_key_message_lists_every_known_key() -> None:
     with pytest.raises(SettingsError) as raised:
         load(BASE | {"cachettl": "1"}, "dev")
     assert all(key in str(raised.value) for key in KNOWN_KEYS)
+
+
+POLICIES = """{
+    "alice": {
+        "models": ["gpt-4o", "claude-*"],
+        "providers": ["openai", "anthropic"],
+        "rateLimit": {"limit": 100, "period": 60},
+        "budget": {"limit": 25, "window": 86400, "technique": "sliding"},
+        "expires": "2026-12-31"
+    },
+    "ci": {"rateLimit": {"limit": "5", "period": "10"}, "budget": {"limit": "2.5", "window": 3600}},
+    "guest": null,
+    "*": {"models": ["*-mini"], "rateLimit": {"limit": 100, "period": 60}, "expires":
+        "2026-06-01T18:30:00+02:00"}
+}"""
+TWO_PROVIDERS = '{"openai": ["sk-test-a"], "anthropic": ["sk-ant-test-b"]}'
+
+
+def test_client_policies_are_typed() -> None:
+    """Every policy field is read into its type; numbers may come as text, a null entry is {}."""
+    settings, _ = load(BASE | {"providerKeys": TWO_PROVIDERS, "clients": POLICIES}, "dev")
+    assert list(settings.clients) == ["alice", "ci", "guest", "*"]
+    assert settings.clients["alice"] == ClientPolicy(
+        models=("gpt-4o", "claude-*"),
+        providers=("openai", "anthropic"),
+        rate_limit=ClientRateLimit(limit=100, period=60),
+        budget=Budget(limit=25.0, window=86400, technique="sliding"),
+        expires=datetime(2026, 12, 31, tzinfo=UTC),
+    )
+    assert settings.clients["ci"] == ClientPolicy(
+        rate_limit=ClientRateLimit(5, 10), budget=Budget(2.5, 3600, "fixed")
+    )
+    assert settings.clients["guest"] == ClientPolicy()
+    assert settings.clients["*"].expires == datetime(2026, 6, 1, 16, 30, tzinfo=UTC)
+
+
+def test_client_policies_cannot_be_changed() -> None:
+    """Settings.clients and Secrets.client_tokens are read-only, so no code can widen a policy."""
+    settings, secrets = load(
+        BASE | {"providerKeys": TWO_PROVIDERS, "clients": POLICIES},
+        "dev",
+    )
+    with pytest.raises(TypeError):
+        settings.clients["bob"] = ClientPolicy()  # type: ignore[index]  # the point: it refuses
+    with pytest.raises(TypeError):
+        secrets.client_tokens["bob"] = (TOKEN,)  # type: ignore[index]  # the point: it refuses
+
+
+@pytest.mark.parametrize(
+    ("given", "moment"),
+    [
+        ("2026-12-31", datetime(2026, 12, 31, 0, 0, tzinfo=UTC)),
+        ("2026-12-31T18:00", datetime(2026, 12, 31, 18, 0, tzinfo=UTC)),
+        ("2026-12-31T18:00:00Z", datetime(2026, 12, 31, 18, 0, tzinfo=UTC)),
+        ("2026-12-31T18:00:00-05:00", datetime(2026, 12, 31, 23, 0, tzinfo=UTC)),
+        ("2027-01-01T01:00:00+02:00", datetime(2026, 12, 31, 23, 0, tzinfo=UTC)),
+    ],
+)
+def test_expiry_is_a_utc_moment(given: str, moment: datetime) -> None:
+    """A date means its start in UTC; a date-time without offset is UTC; offsets are honoured."""
+    settings, _ = load(BASE | {"clients": f'{{"alice": {{"expires": "{given}"}}}}'}, "dev")
+    expires = settings.clients["alice"].expires
+    # Compared as text: aware datetimes in different zones compare equal, but render differently.
+    assert expires is not None and expires.isoformat() == moment.isoformat()
+
+
+def test_own_policy_replaces_the_star_policy() -> None:
+    """A client with an entry gets only that entry; one without gets "*"; none at all gets None."""
+    settings, _ = load(BASE | {"clients": '{"ci": {}, "*": {"models": ["gpt-4o-mini"]}}'}, "dev")
+    assert policy_of(settings, "ci") == ClientPolicy()
+    assert policy_of(settings, "laptop") == ClientPolicy(models=("gpt-4o-mini",))
+    settings, _ = load(BASE | {"clients": '{"ci": {}}'}, "dev")
+    assert policy_of(settings, "laptop") is None
+
+
+def test_rotating_tokens_each_get_a_binding_entry() -> None:
+    """A client holding a list of tokens appears once per token in CLIENT_TOKENS."""
+    _, secrets = load(
+        BASE
+        | {
+            "clientTokens": '{"laptop": ["old-token-0123456789", "new-token-0123456789"], '
+            '"ci": "ci-token-0123456789"}'
+        },
+        "dev",
+    )
+    assert secrets.client_tokens == {
+        "laptop": ("old-token-0123456789", "new-token-0123456789"),
+        "ci": ("ci-token-0123456789",),
+    }
+    bindings = secret_values(secrets.provider_keys, secrets.client_tokens, None)
+    assert bindings["CLIENT_TOKENS"].split("\n") == [
+        "laptop:old-token-0123456789",
+        "laptop:new-token-0123456789",
+        "ci:ci-token-0123456789",
+    ]
+
+
+def test_clients_without_a_token_get_generated_ones() -> None:
+    """Clients named in `clients` (not "*") without a token are generated; `default` only when
+    nothing names a client."""
+    settings, secrets = load(
+        BASE
+        | {
+            "clientTokens": f'{{"laptop": "{TOKEN}"}}',
+            "clients": '{"ci": {}, "laptop": {}, "*": {}}',
+        },
+        "dev",
+    )
+    assert client_names(settings, secrets) == ("laptop", "ci")
+    assert generated_clients(settings, secrets) == ("ci",)
+    settings, secrets = load(BASE | {"clients": '{"*": {"models": ["gpt-4o"]}}'}, "dev")
+    assert generated_clients(settings, secrets) == ("default",)
+    settings, secrets = load(BASE | {"clientTokens": f'{{"laptop": "{TOKEN}"}}'}, "dev")
+    assert generated_clients(settings, secrets) == ()
+
+
+def test_spend_limit_rules_one_per_budget() -> None:
+    """Each client's budget is a rule, "*" gives one to each client without an entry, and the
+    gateway budget is one more (keyed None)."""
+    settings, secrets = load(
+        BASE
+        | {
+            "clientTokens": f'{{"laptop": "{TOKEN}", "ci": "ci-token-0123456789"}}',
+            "clients": '{"alice": {"budget": {"limit": 5, "window": 3600}}, "ci": {},'
+            ' "*": {"budget": {"limit": 1, "window": 60}}}',
+            "budget": '{"limit": 100, "window": 86400}',
+        },
+        "dev",
+    )
+    assert spend_limit_rules(settings, client_names(settings, secrets)) == {
+        "laptop": Budget(1.0, 60),
+        "alice": Budget(5.0, 3600),
+        None: Budget(100.0, 86400),
+    }
+
+
+def test_rate_limit_bindings_one_per_distinct_limit() -> None:
+    """Clients sharing a {limit, period} share a binding (keyed by client); "*" has one too."""
+    settings, _ = load(BASE | {"providerKeys": TWO_PROVIDERS, "clients": POLICIES}, "dev")
+    assert rate_limit_bindings(settings) == {
+        "RATE_LIMIT_5_PER_10S": ClientRateLimit(5, 10),
+        "RATE_LIMIT_100_PER_60S": ClientRateLimit(100, 60),
+    }
+    assert rate_limit_binding(ClientRateLimit(1000, 10)) == "RATE_LIMIT_1000_PER_10S"
+    settings, _ = load(BASE, "dev")
+    assert rate_limit_bindings(settings) == {}
+
+
+def clients_with_budgets(count: int) -> str:
+    """A `clients` value giving `count` clients a budget each."""
+    entries = ", ".join(
+        f'"c{number}": {{"budget": {{"limit": 1, "window": 3600}}}}' for number in range(count)
+    )
+    return "{" + entries + "}"
+
+
+def test_twenty_spend_limit_rules_are_allowed() -> None:
+    """Twenty rules, AI Gateway's limit, pass."""
+    settings, secrets = load(
+        BASE | {"clients": clients_with_budgets(19), "budget": '{"limit": 9, "window": 60}'}, "dev"
+    )
+    assert len(spend_limit_rules(settings, client_names(settings, secrets))) == 20
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (
+            BASE | {"clients": clients_with_budgets(20), "budget": '{"limit": 9, "window": 60}'},
+            r"^aigw:clients: got 21 spend-limit rules \(20 client budgets and the gateway budget\);"
+            r" AI Gateway allows at most 20 per gateway",
+        ),
+        (
+            BASE
+            | {
+                "clientTokens": "{"
+                + ", ".join(f'"t{n}": "token-{n:02d}-0123456789abc"' for n in range(21))
+                + "}",
+                "clients": '{"*": {"budget": {"limit": 1, "window": 60}}}',
+            },
+            r"^aigw:clients: got 21 spend-limit rules \(21 client budgets\); .* a '\*' budget "
+            r"counts once for every client without an entry of its own",
+        ),
+    ],
+)
+def test_more_than_twenty_spend_limit_rules_are_refused(
+    raw: dict[str, object], message: str
+) -> None:
+    """More rules than AI Gateway allows stop the program with one message."""
+    assert MAX_SPEND_LIMIT_RULES == 20
+    with pytest.raises(SettingsError, match=message):
+        load(raw, "dev")
