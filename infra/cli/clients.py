@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import cloudflare
 from rich import box
 from rich.console import Console
 from rich.table import Table
@@ -21,15 +20,12 @@ from infra.cli.usage import (
     METADATA_FIELDS,
     UNKNOWN,
     Window,
-    fetch_logs,
+    gateway_logs,
+    money,
     parse_window,
+    stamp,
     worker_metadata,
 )
-
-# usage.py's own formatting, so both commands show money and times alike (usage.py is not
-# changed here to make them public).
-from infra.cli.usage import _money as money
-from infra.cli.usage import _stamp as stamp
 from infra.settings import (
     ALL_CLIENTS,
     DEFAULT_CLIENT,
@@ -177,20 +173,11 @@ def run(args: argparse.Namespace) -> int:
     target = api.resolve_target(args)
     report = new_report(target.settings, stack_client_names(args, target), now, since)
     client = api.make_client()
-    try:
-        logs = fetch_logs(
-            client, target, report.fetch_window(), progress=not args.json and sys.stderr.isatty()
-        )
-        for log in logs:
-            report.add(log.created_at, log.metadata, log.cost)
-    except cloudflare.APIError as error:
-        if api.is_missing(error):
-            raise api.OperateError(
-                f"gateway {target.gateway_id!r} was not found in account {target.account_id} "
-                "(HTTP 404); check --gateway-id or the stack's aigw:gatewayId"
-            ) from None
-        doing = f"reading the logs of gateway {target.gateway_id!r}"
-        raise api.OperateError(api.describe_api_error(error, doing)) from None
+    logs = gateway_logs(
+        client, target, report.fetch_window(), progress=not args.json and sys.stderr.isatty()
+    )
+    for log in logs:
+        report.add(log.created_at, log.metadata, log.cost)
     if args.json:
         api.print_json(report.as_json())
     else:

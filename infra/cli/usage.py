@@ -284,7 +284,7 @@ def print_table(usage: Usage, target: api.Target, window: Window) -> None:
         ("cached", _cached(total)),
         ("tokens in", f"{total.tokens_in:,}"),
         ("tokens out", f"{total.tokens_out:,}"),
-        ("cost", _money(total.cost)),
+        ("cost", money(total.cost)),
     ):
         table.add_column(name, footer=footer, justify="right", no_wrap=True)
     for group, totals in usage.rows():
@@ -295,7 +295,7 @@ def print_table(usage: Usage, target: api.Target, window: Window) -> None:
             _cached(totals),
             f"{totals.tokens_in:,}",
             f"{totals.tokens_out:,}",
-            _money(totals.cost),
+            money(totals.cost),
         )
     console = Console(highlight=False)
     if not console.is_terminal:
@@ -315,7 +315,7 @@ def _cached(totals: Totals) -> str:
     return f"{totals.cached:,} ({totals.cached / totals.requests:.0%})"
 
 
-def _money(cost: float) -> str:
+def money(cost: float) -> str:
     # Single requests cost fractions of a cent: show those to the millionth, sums to the cent.
     return f"${cost:,.2f}" if cost >= 1 else f"${cost:.6f}"
 
