@@ -8,12 +8,13 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from types import MappingProxyType
 
 import jinja2
 import pytest
 
 from infra.providers import PROVIDERS
-from infra.settings import Settings, load
+from infra.settings import ClientPolicy, Settings, load
 from infra.worker import render
 from infra.worker.render import render_worker
 
@@ -151,3 +152,58 @@ def test_undefined_template_names_fail() -> None:
     environment = render._environment()
     with pytest.raises(jinja2.UndefinedError, match="'missing' is undefined"):
         environment.from_string("{{ missing }}").render()
+
+
+def test_policies_render_as_data_never_tokens(tmp_path: Path) -> None:
+    """Client policies are one data literal, whatever their names and patterns hold (validation
+    bypassed), a client called `__proto__` included; the clients' tokens are not in the source."""
+    settings, secrets = load(
+        {
+            "accountId": ACCOUNT,
+            "providerKeys": {"openai": ["sk-test-a"]},
+            "clientTokens": {
+                "__proto__": "tok-test-render-proto",
+                "alice": "tok-test-render-alice",
+            },
+            "clients": {
+                "__proto__": {"models": ["gpt-*"], "expires": "2030-01-02T03:04:05+01:00"},
+                "alice": {"rateLimit": {"limit": 5, "period": 60}},
+            },
+        },
+        "t",
+    )
+    hostile = {value: ClientPolicy(models=(value,), providers=(value,)) for value in HOSTILE}
+    clients = {**settings.clients, **hostile}
+    source = render_worker(dataclasses.replace(settings, clients=MappingProxyType(clients)))
+    assert not [t for tokens in secrets.client_tokens.values() for t in tokens if t in source]
+    module = tmp_path / "worker.mjs"
+    module.write_text(source + "\nexport { CLIENT_POLICIES };\n", encoding="utf-8")
+    probe = tmp_path / "probe.mjs"
+    probe.write_text(
+        "const m = await import('./worker.mjs');\n"
+        "console.log(JSON.stringify({policies: [...m.CLIENT_POLICIES],"
+        " pwned: globalThis.pwned ?? null}));\n",
+        encoding="utf-8",
+    )
+    ran = subprocess.run([NODE, str(probe)], capture_output=True, text=True, cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    rendered = json.loads(ran.stdout)
+    assert rendered["pwned"] is None
+    policies = dict(rendered["policies"])
+    assert list(policies) == ["__proto__", "alice", *HOSTILE]
+    assert policies["__proto__"] == {
+        "budget": None,
+        "expires": "2030-01-02T02:04:05Z",
+        "expiresMs": 1893549845000,
+        "models": ["gpt-*"],
+        "providers": None,
+        "rateLimit": None,
+    }
+    assert policies["alice"]["rateLimit"] == {
+        "binding": "RATE_LIMIT_5_PER_60S",
+        "limit": 5,
+        "period": 60,
+    }
+    assert [(policies[v]["models"], policies[v]["providers"]) for v in HOSTILE] == [
+        ([v], [v]) for v in HOSTILE
+    ]
