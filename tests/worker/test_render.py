@@ -16,6 +16,7 @@ import pytest
 from infra.providers import PROVIDERS
 from infra.settings import ClientPolicy, Settings, load
 from infra.worker import render
+from infra.worker.model import WorkerConfig, budget_exceeded_message, policy_of_client
 from infra.worker.render import render_worker
 
 ACCOUNT = "0123456789abcdef0123456789abcdef"
@@ -207,3 +208,33 @@ def test_policies_render_as_data_never_tokens(tmp_path: Path) -> None:
     assert [(policies[v]["models"], policies[v]["providers"]) for v in HOSTILE] == [
         ([v], [v]) for v in HOSTILE
     ]
+
+
+def test_budget_message_agrees_with_the_model(tmp_path: Path) -> None:
+    """The Worker's message for the gateway's spend-limit refusal is the model's, for a client
+    with its own budget, one with the "*" budget, and one the policies do not name."""
+    settings = _settings(
+        clients={
+            "alice": {"budget": {"limit": 2.5, "window": 3600}},
+            "*": {"budget": {"limit": 10, "window": 86400}},
+        }
+    )
+    without = _settings(clients={"alice": {"budget": {"limit": 1, "window": 60}}})
+    cases = [(settings, "alice"), (settings, "bob"), (without, "bob")]
+    for number, (case, client) in enumerate(cases):
+        module = tmp_path / f"worker{number}.mjs"
+        module.write_text(
+            render_worker(case) + "\nexport { budgetExceededMessage };\n", encoding="utf-8"
+        )
+        probe = tmp_path / f"probe{number}.mjs"
+        probe.write_text(
+            f"const m = await import('./{module.name}');\n"
+            f"console.log(JSON.stringify(m.budgetExceededMessage({json.dumps(client)})));\n",
+            encoding="utf-8",
+        )
+        ran = subprocess.run([NODE, str(probe)], capture_output=True, text=True, cwd=tmp_path)
+        assert ran.returncode == 0, ran.stderr
+        config = WorkerConfig.from_settings(case)
+        expected = budget_exceeded_message(client, policy_of_client(config, client))
+        assert json.loads(ran.stdout) == expected
+    assert "$2.50 per 3600 s" in budget_exceeded_message("alice", settings.clients["alice"])
