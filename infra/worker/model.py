@@ -578,10 +578,17 @@ def _no_constant(name: str) -> object:
 
 
 def body_model(body: bytes) -> str | None:
-    """The non-empty string `model` of a JSON object body (UTF-8), or None."""
+    """The non-empty string `model` of a JSON object body (UTF-8), or None.
+
+    Parsed as the Worker's `JSON.parse` does: a BOM is dropped, numbers are doubles (so a
+    5000-digit integer is no error), `NaN` and `Infinity` are not JSON. One difference is left:
+    a body nested deeper than Python's recursion limit is unreadable here, not in the Worker.
+    """
     try:
         document = json.loads(
-            body.decode("utf-8-sig", errors="replace"), parse_constant=_no_constant
+            body.decode("utf-8-sig", errors="replace"),
+            parse_constant=_no_constant,
+            parse_int=float,
         )
     except (ValueError, RecursionError):
         return None
