@@ -26,7 +26,7 @@ from infra.cli.stackfile import (
 )
 from infra.cli.workerd import WorkerdError, serve_worker
 from infra.providers import BINDING_NAMES, CLIENT_TOKENS, GATEWAY_TOKEN, PROVIDERS
-from infra.settings import Settings
+from infra.settings import Settings, rate_limit_bindings
 from infra.worker.render import render_worker
 
 DEFAULT_PORT = 8787
@@ -209,13 +209,20 @@ def _serve(args: argparse.Namespace, stop: threading.Event) -> int:
     if args.port:
         _check_port_free(args.port)
     source = render_worker(settings, gateway_url=gateway_url)
-    with serve_worker(source, bindings, port=args.port) as worker:
+    # The client rate limits, each played by a local stand-in with the deployed binding's name.
+    limits = rate_limit_bindings(settings)
+    with serve_worker(source, bindings, port=args.port, rate_limits=limits) as worker:
         upstream = gateway_url or settings.gateway_url
+        rate_lines = "".join(
+            f"  rate limit       {name} ({rate.limit} per {rate.period} s, local stand-in)\n"
+            for name, rate in limits.items()
+        )
         print(
             f"aigw dev: serving the Worker at {worker.url}\n"
             f"  OpenAI base URL  {worker.url}/v1\n"
             f"  providers        {', '.join(settings.providers)}\n"
             f"  upstream         {upstream}\n"
+            f"{rate_lines}"
             "Press Ctrl-C to stop.",
             flush=True,
         )

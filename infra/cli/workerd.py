@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from infra.worker.render import COMPATIBILITY_DATE, MAIN_MODULE
+from infra.settings import ClientRateLimit
+from infra.worker.render import COMPATIBILITY_DATE, MAIN_MODULE, TEMPLATE_DIR
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WORKERD = REPO_ROOT / "node_modules" / ".bin" / "workerd"
@@ -28,6 +29,10 @@ READY_TIMEOUT = 30.0
 STOP_TIMEOUT = 5.0
 """Seconds between SIGTERM and SIGKILL."""
 LOG_TAIL_LINES = 20
+RATE_LIMIT_STAND_IN = TEMPLATE_DIR / "ratelimit.js"
+"""The JavaScript module that plays a Workers Rate Limiting binding locally (fixed windows)."""
+RATE_LIMIT_MODULE = "aigw-internal:ratelimit"
+"""Its module name in workerd: an internal extension module, so the Worker cannot import it."""
 
 # Binding names are written into the capnp config: only identifiers, so none can change its meaning.
 _BINDING_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -59,15 +64,20 @@ def serve_worker(
     port: int = 0,
     log_path: Path | None = None,
     ready_timeout: float = READY_TIMEOUT,
+    rate_limits: Mapping[str, ClientRateLimit] | None = None,
 ) -> Iterator[RunningWorker]:
     """Serve the ES module `source` in workerd on 127.0.0.1 until the block exits.
 
     `bindings` become text bindings read from workerd's environment, so their (secret) values
-    are never written to disk. `port` 0 lets the kernel choose a free port. `log_path` keeps
-    workerd's output at a path of the caller's; by default it lives in a temporary directory
-    removed on exit. workerd is always stopped on exit: SIGTERM, then SIGKILL.
+    are never written to disk. `rate_limits` (binding name to {limit, period}, as
+    `infra.settings.rate_limit_bindings` gives them) become Rate Limiting bindings played by the
+    local stand-in `worker_template/ratelimit.js`, with Cloudflare's `limit({key})` API. `port`
+    0 lets the kernel choose a free port. `log_path` keeps workerd's output at a path of the
+    caller's; by default it lives in a temporary directory removed on exit. workerd is always
+    stopped on exit: SIGTERM, then SIGKILL.
     """
-    for name in bindings:
+    limits = dict(rate_limits or {})
+    for name in [*bindings, *limits]:
         if not _BINDING_NAME.fullmatch(name):
             raise WorkerdError(f"binding name {name!r} is not an identifier")
     if not 0 <= port <= 65535:
@@ -76,8 +86,12 @@ def serve_worker(
     with ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="aigw-workerd-")))
         (workdir / MAIN_MODULE).write_text(source, encoding="utf-8")
+        if limits:
+            (workdir / RATE_LIMIT_STAND_IN.name).write_text(
+                RATE_LIMIT_STAND_IN.read_text(encoding="utf-8"), encoding="utf-8"
+            )
         config = workdir / "config.capnp"
-        config.write_text(_config(bindings, port), encoding="utf-8")
+        config.write_text(_config(bindings, port, limits), encoding="utf-8")
         log = log_path if log_path is not None else workdir / "workerd.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         log_file = stack.enter_context(log.open("ab"))
@@ -114,10 +128,31 @@ def workerd_binary() -> Path:
     return WORKERD
 
 
-def _config(bindings: Mapping[str, str], port: int) -> str:
-    """The capnp config: one Worker, text bindings from the environment, open outbound network."""
-    text_bindings = ",\n    ".join(
+def _config(
+    bindings: Mapping[str, str], port: int, rate_limits: Mapping[str, ClientRateLimit]
+) -> str:
+    """The capnp config: one Worker, text bindings from the environment, the rate-limit stand-ins
+    as wrapped bindings, open outbound network."""
+    entries = [
         f"(name = {json.dumps(name)}, fromEnvironment = {json.dumps(name)})" for name in bindings
+    ]
+    for name, rate in rate_limits.items():
+        inner = {"name": name, "limit": rate.limit, "period": rate.period}
+        inner_bindings = ", ".join(
+            f"(name = {json.dumps(key)}, json = {json.dumps(json.dumps(value))})"
+            for key, value in inner.items()
+        )
+        entries.append(
+            f"(name = {json.dumps(name)}, wrapped = (moduleName = {json.dumps(RATE_LIMIT_MODULE)}, "
+            f"innerBindings = [{inner_bindings}]))"
+        )
+    text_bindings = ",\n    ".join(entries)
+    extensions = (
+        f"""
+  extensions = [(modules = [(name = {json.dumps(RATE_LIMIT_MODULE)}, """
+        f"""esModule = embed {json.dumps(RATE_LIMIT_STAND_IN.name)}, internal = true)])],"""
+        if rate_limits
+        else ""
     )
     return f"""\
 using Workerd = import "/workerd/workerd.capnp";
@@ -133,7 +168,7 @@ const config :Workerd.Config = (
   ],
   sockets = [
     (name = "{_SOCKET}", address = "127.0.0.1:{port}", http = (), service = "main"),
-  ],
+  ],{extensions}
 );
 
 const aigwWorker :Workerd.Worker = (

@@ -13,16 +13,24 @@ import json
 import re
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from datetime import time as wall_time
 from email.utils import parsedate_to_datetime
+from types import MappingProxyType
 from typing import Literal
 from zoneinfo import ZoneInfo
 
 from infra.providers import BINDING_SEPARATORS, CLIENT_TOKENS, GATEWAY_TOKEN, PROVIDERS, Provider
-from infra.settings import Settings
+from infra.settings import (
+    ALL_CLIENTS,
+    Budget,
+    ClientPolicy,
+    ClientRateLimit,
+    Settings,
+    rate_limit_binding,
+)
 
 PROXIED_METHODS = ("GET", "POST", "DELETE")
 ALLOW = "GET, POST, DELETE, OPTIONS"
@@ -189,6 +197,8 @@ class WorkerConfig:
     upstream_timeout_ms: int = UPSTREAM_TIMEOUT_MS
     rotation_offset: int | None = None
     """Where every key rotation starts; `None` (always, in production) means a random offset."""
+    clients: Mapping[str, ClientPolicy] = field(default_factory=lambda: MappingProxyType({}))
+    """Client policies by name, `"*"` for every client without its own (DESIGN §4)."""
 
     @classmethod
     def from_settings(
@@ -209,6 +219,7 @@ class WorkerConfig:
             cache=settings.cache_ttl > 0,
             upstream_timeout_ms=upstream_timeout_ms,
             rotation_offset=rotation_offset,
+            clients=settings.clients,
         )
 
     def provider(self, slug: str) -> Provider | None:
@@ -277,13 +288,14 @@ def split_list(value: str | None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(entries))
 
 
-def parse_client_tokens(value: str | None) -> dict[str, str]:
-    """`CLIENT_TOKENS` as {name: token}; an entry without both a name and a token is ignored."""
-    tokens: dict[str, str] = {}
+def parse_client_tokens(value: str | None) -> list[tuple[str, str]]:
+    """`CLIENT_TOKENS` as (name, token) pairs; a name appears once per token (a client rotating
+    holds two), and an entry without both a name and a token is ignored."""
+    tokens: list[tuple[str, str]] = []
     for entry in split_list(value):
         name, colon, token = entry.partition(":")
-        if name and colon and token and name not in tokens:
-            tokens[name] = token
+        if name and colon and token:
+            tokens.append((name, token))
     return tokens
 
 
@@ -364,14 +376,14 @@ def client_candidates(provider: Provider, headers: Mapping[str, str], query: str
     return candidates
 
 
-def authenticate(candidates: list[str], tokens: Mapping[str, str]) -> str | None:
+def authenticate(candidates: list[str], tokens: Sequence[tuple[str, str]]) -> str | None:
     """The name of the client whose token is among `candidates`, compared in constant time."""
-    digests = {name: hashlib.sha256(token.encode()).digest() for name, token in tokens.items()}
+    digests = [(name, hashlib.sha256(token.encode()).digest()) for name, token in tokens]
     for candidate in candidates:
         presented = hashlib.sha256(candidate.encode()).digest()
         match = None
         # Every token is compared, so the time taken does not say which one (or how much) matched.
-        for name, digest in digests.items():
+        for name, digest in digests:
             if hmac.compare_digest(presented, digest) and match is None:
                 match = name
         if match is not None:
@@ -689,6 +701,208 @@ def preflight(config: WorkerConfig, headers: Mapping[str, str]) -> Response:
     return Response(204, response_headers, b"")
 
 
+# --- Client policy (DESIGN §4 "Client policy"): checked after authentication, before any upstream
+# call, only for the clients a policy names. The Worker implements the same functions.
+
+PATH_MODEL_PROVIDERS = {"google-ai-studio": "models", "workers-ai": "@"}
+"""Providers whose path names the model: Google's `models/<model>:<method>` segment, Workers AI's
+`@cf/<author>/<model>` (everything from the segment starting with `@`). Others, and these when
+their path names none (their OpenAI-compatible endpoints), name it in the JSON body's `model`."""
+POLICY_ERROR_TYPES = {401: "authentication_error", 403: "permission_error", 429: "rate_limit_error"}
+"""The OpenAI error `type` of each policy refusal's status."""
+
+
+def glob_matches(pattern: str, name: str) -> bool:
+    """Whether `name` matches `pattern` whole, where `*` matches any run of characters."""
+    parts = pattern.split("*")
+    if len(parts) == 1:
+        return name == pattern
+    first, last = parts[0], parts[-1]
+    end = len(name) - len(last)
+    if end < len(first) or not name.startswith(first) or not name.endswith(last):
+        return False
+    position = len(first)
+    # Leftmost placement of each middle part is enough: a later one leaves less room for the rest.
+    for part in parts[1:-1]:
+        found = name.find(part, position, end)
+        if found == -1:
+            return False
+        position = found + len(part)
+    return True
+
+
+def path_model(provider: Provider, rest: str) -> str | None:
+    """The model a Google or Workers AI path names, percent-decoded; None when it names none."""
+    style = PATH_MODEL_PROVIDERS.get(provider.slug)
+    if style is None:
+        return None
+    # Decoded as the gateway and the provider will read it (the path is contained, so this ends).
+    text = rest
+    for _ in range(_DECODE_ROUNDS + 1):
+        decoded = percent_decode(text)
+        if decoded == text:
+            break
+        text = decoded
+    segments = text.split("/")
+    if style == "models":
+        for index, segment in enumerate(segments[:-1]):
+            if segment == "models":
+                return segments[index + 1].partition(":")[0] or None
+        return None
+    for index, segment in enumerate(segments):
+        if segment.startswith("@"):
+            return "/".join(segments[index:])
+    return None
+
+
+def _no_constant(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")
+
+
+def body_model(body: bytes) -> str | None:
+    """The non-empty string `model` of a JSON object body (UTF-8), or None.
+
+    Parsed as the Worker's `JSON.parse` does: a BOM is dropped, numbers are doubles (so a
+    5000-digit integer is no error), `NaN` and `Infinity` are not JSON. One difference is left:
+    a body nested deeper than Python's recursion limit is unreadable here, not in the Worker.
+    """
+    try:
+        document = json.loads(
+            body.decode("utf-8-sig", errors="replace"),
+            parse_constant=_no_constant,
+            parse_int=float,
+        )
+    except (ValueError, RecursionError):
+        return None
+    model = document.get("model") if isinstance(document, dict) else None
+    return model if isinstance(model, str) and model else None
+
+
+def policy_of_client(config: WorkerConfig, client: str) -> ClientPolicy | None:
+    """The client's own policy, else the `"*"` one, else None (an own entry replaces `"*"`)."""
+    own = config.clients.get(client)
+    return own if own is not None else config.clients.get(ALL_CLIENTS)
+
+
+def expiry_text(policy: ClientPolicy) -> str:
+    """When the policy's tokens expire, as the refusal says it (UTC, to the second)."""
+    assert policy.expires is not None
+    return policy.expires.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def budget_text(budget: Budget) -> str:
+    """A budget as messages name it: `$5.00 per 86400 s`."""
+    return f"${budget.limit:.2f} per {budget.window} s"
+
+
+def budget_exceeded_message(client: str, policy: ClientPolicy | None) -> str:
+    """The message of the `429 budget_exceeded` answer to the gateway's spend-limit refusal
+    (`2045`): it names the client, and its budget when it has one.
+
+    The gateway does not say which rule refused (the client's or the gateway-wide one), so the
+    budget is named as the client's, not as the cause.
+    """
+    message = f"client {client} has reached a spend limit of this gateway"
+    if policy is not None and policy.budget is not None:
+        message += f" (its budget is {budget_text(policy.budget)})"
+    return message + "; requests are refused until the limit's window allows more spending"
+
+
+@dataclass
+class FixedWindowLimiter:
+    """A Workers Rate Limiting binding as the model sees it (and as `aigw dev`'s stand-in does):
+    per key, at most `limit` calls succeed in a window of `period` seconds that starts with the
+    key's first call after the previous window ended."""
+
+    limit: int
+    period: int
+    windows: dict[str, tuple[int, int]] = field(default_factory=dict)
+    """Key to (window start in ms, successful calls in it)."""
+    calls: int = 0
+
+    def check(self, key: str, now_ms: int) -> bool:
+        """`limit({key})`'s `success`: whether this call is within the key's limit."""
+        self.calls += 1
+        start, count = self.windows.get(key, (now_ms, 0))
+        if now_ms - start >= self.period * 1000:
+            start, count = now_ms, 0
+        if count >= self.limit:
+            return False
+        self.windows[key] = (start, count + 1)
+        return True
+
+
+def check_policy(
+    config: WorkerConfig,
+    client: str,
+    provider: Provider,
+    method: str,
+    rest: str,
+    body: bytes,
+    now_ms: int,
+    limiter: Callable[[ClientRateLimit], FixedWindowLimiter],
+) -> Response | None:
+    """The refusal of the client's policy for this request, or None when it may go upstream.
+
+    In DESIGN §4's order: expiry, provider, model, rate limit. The rate limit is checked last, so
+    refused requests never count against it; the body is parsed only when `models` is set.
+    """
+    policy = policy_of_client(config, client)
+    if policy is None:
+        return None
+    if policy.expires is not None and now_ms >= int(policy.expires.timestamp() * 1000):
+        return _policy_error(
+            401,
+            "client_token_expired",
+            f"the tokens of client {client} expired at {expiry_text(policy)}: ask the operator "
+            "for a new one",
+        )
+    if policy.providers is not None and provider.slug not in policy.providers:
+        return _policy_error(
+            403,
+            "provider_not_allowed",
+            f"client {client} may not call {provider.slug}; its providers are "
+            + ", ".join(policy.providers),
+        )
+    if policy.models is not None:
+        model = path_model(provider, rest)
+        if model is None and method == "POST":
+            model = body_model(body)
+        if model is None and method == "POST":
+            return _policy_error(
+                403,
+                "model_not_allowed",
+                f"client {client} may only use certain models, and this request names none: "
+                'send a JSON body with a "model" field',
+            )
+        if model is not None and not any(glob_matches(p, model) for p in policy.models):
+            return _policy_error(
+                403,
+                "model_not_allowed",
+                f"client {client} may not use this model; its models are "
+                + ", ".join(policy.models),
+            )
+    rate = policy.rate_limit
+    if rate is not None and not limiter(rate).check(client, now_ms):
+        return _policy_error(
+            429,
+            "rate_limited",
+            f"client {client} is over its rate limit of {rate.limit} requests per "
+            f"{rate.period} s; retry after {rate.period} s",
+            {"retry-after": str(rate.period)},
+        )
+    return None
+
+
+def _policy_error(
+    status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+) -> Response:
+    return error(status, code, message, headers, kind=POLICY_ERROR_TYPES[status])
+
+
+# --- End of client policy.
+
+
 @dataclass
 class KeyPool:
     """One provider's keys in this isolate: where its rotation is, and which keys are resting."""
@@ -739,6 +953,13 @@ class Isolate:
             else secrets.randbelow(2**32)
         )
         self.pools: dict[str, KeyPool] = {}
+        self.rate_limiters: dict[str, FixedWindowLimiter] = {}
+        """The Rate Limiting bindings by name: fakes with the binding's fixed-window behaviour."""
+
+    def rate_limiter(self, rate: ClientRateLimit) -> FixedWindowLimiter:
+        """The Rate Limiting binding of `rate` (`rate_limit_binding`), created on first use."""
+        name = rate_limit_binding(rate)
+        return self.rate_limiters.setdefault(name, FixedWindowLimiter(rate.limit, rate.period))
 
     def pool(self, provider: Provider) -> KeyPool:
         """The provider's key pool, created on first use; rebuilt if its binding changed."""
@@ -790,6 +1011,18 @@ class Isolate:
         limit = self.config.max_body_bytes
         if (_DIGITS.fullmatch(declared) and int(declared) > limit) or len(request.body) > limit:
             return error(413, "body_too_large", f"the request body is larger than {limit} bytes")
+        refusal = check_policy(
+            self.config,
+            client,
+            provider,
+            request.method,
+            matched.rest,
+            request.body,
+            self.clock_ms(),
+            self.rate_limiter,
+        )
+        if refusal is not None:
+            return refusal
         pool = self.pool(provider)
         if not pool.keys:
             return error(

@@ -7,9 +7,9 @@ from typing import Any
 
 import jinja2
 
-from infra.settings import Settings
+from infra.settings import ClientPolicy, Settings, rate_limit_binding
 from infra.worker import model
-from infra.worker.model import UPSTREAM_TIMEOUT_MS, WorkerConfig
+from infra.worker.model import UPSTREAM_TIMEOUT_MS, WorkerConfig, budget_text, expiry_text
 
 COMPATIBILITY_DATE = "2026-11-01"
 """The Workers compatibility date the Worker is written and tested against (workerd in package.json
@@ -72,5 +72,27 @@ def render_config(config: WorkerConfig) -> str:
         }
         for provider in config.providers
     }
-    context: dict[str, Any] = {"config": config, "providers": providers, "model": model}
+    # Pairs, not an object literal: a client called `__proto__` must stay an ordinary entry.
+    policies = [[name, _policy(policy)] for name, policy in config.clients.items()]
+    context: dict[str, Any] = {
+        "config": config,
+        "providers": providers,
+        "model": model,
+        "policies": policies,
+    }
     return _environment().get_template(TEMPLATE).render(context)
+
+
+def _policy(policy: ClientPolicy) -> dict[str, Any]:
+    """A client policy as the Worker reads it: what it checks, and the texts its messages use."""
+    rate = policy.rate_limit
+    return {
+        "expiresMs": None if policy.expires is None else int(policy.expires.timestamp() * 1000),
+        "expires": None if policy.expires is None else expiry_text(policy),
+        "providers": None if policy.providers is None else list(policy.providers),
+        "models": None if policy.models is None else list(policy.models),
+        "rateLimit": None
+        if rate is None
+        else {"binding": rate_limit_binding(rate), "limit": rate.limit, "period": rate.period},
+        "budget": None if policy.budget is None else budget_text(policy.budget),
+    }

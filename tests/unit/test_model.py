@@ -177,11 +177,12 @@ def test_path_containment(rest: str, contained: bool) -> None:
 
 
 def test_binding_lists() -> None:
-    """Bindings split on commas, white space, new lines; CLIENT_TOKENS entries need both parts."""
+    """Bindings split on commas, white space, new lines; CLIENT_TOKENS entries need both parts,
+    and a name repeats once per token (a client rotating holds two)."""
     assert split_list(" a,b\n\nc\t,a ") == ("a", "b", "c")
     assert split_list(None) == ()
     tokens = parse_client_tokens("laptop:t1:x, :t2 bad ci: laptop:t3 ci:t4")
-    assert tokens == {"laptop": "t1:x", "ci": "t4"}
+    assert tokens == [("laptop", "t1:x"), ("laptop", "t3"), ("ci", "t4")]
 
 
 def test_gateway_url_has_no_trailing_slash() -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from infra.cli.workerd import RunningWorker, serve_worker
 from infra.providers import secret_values
-from infra.settings import load
+from infra.settings import load, rate_limit_bindings
 from infra.worker.render import render_worker
 from tests.upstream import ACCOUNT_ID, GATEWAY_ID, FakeGateway
 
@@ -55,7 +55,7 @@ def make_worker(upstream: FakeGateway, tmp_path: Path) -> Iterator[MakeWorker]:
 
         def make(
             provider_keys: Mapping[str, tuple[str, ...]] | None = None,
-            client_tokens: Mapping[str, str] | None = None,
+            client_tokens: Mapping[str, str | list[str]] | None = None,
             upstream_timeout_ms: int | None = None,
             **config: object,
         ) -> RunningWorker:
@@ -75,12 +75,18 @@ def make_worker(upstream: FakeGateway, tmp_path: Path) -> Iterator[MakeWorker]:
             )
             source = render_worker(settings, gateway_url=upstream.url, **timeout)
             log = tmp_path / f"workerd-{len(logs)}.log"
-            given = (*(key for keys in pools.values() for key in keys), *tokens.values())
+            given = (
+                *(key for keys in pools.values() for key in keys),
+                *(t for ts in secrets.client_tokens.values() for t in ts),
+            )
             logs.append((log, (*given, GATEWAY_TOKEN)))
             bindings = secret_values(
                 secrets.provider_keys, secrets.client_tokens, secrets.gateway_token
             )
-            return stack.enter_context(serve_worker(source, bindings, log_path=log))
+            limits = rate_limit_bindings(settings)
+            return stack.enter_context(
+                serve_worker(source, bindings, log_path=log, rate_limits=limits)
+            )
 
         yield make
     for log, secrets in logs:

@@ -217,6 +217,30 @@ def test_dev_reads_a_named_vars_file_and_the_stack(
     process.communicate(timeout=20)
 
 
+def test_dev_serves_the_stack_rate_limits_locally(
+    tmp_path: Path, upstream: FakeGateway, dev_process: list[subprocess.Popen[str]]
+) -> None:
+    """The stack's client rate limits are served by the local stand-in under the deployed binding
+    names: listed in the banner, counted per client, refused over the limit."""
+    limits = "  aigw:clients:\n    laptop:\n      rateLimit: {limit: 1, period: 60}\n"
+    (tmp_path / "Pulumi.staging.yaml").write_text(STACK_FILE + limits)
+    (tmp_path / ".dev.vars").write_text(VARS + "ANTHROPIC_API_KEYS=sk-ant-test-dev\n")
+    process = _start_dev(tmp_path, "--stack", "staging", "--upstream", upstream.url)
+    dev_process.append(process)
+    url, banner = _ready(process)
+    assert "rate limit       RATE_LIMIT_1_PER_60S (1 per 60 s, local stand-in)" in banner
+    auth = {"authorization": f"Bearer {TOKEN}"}
+    first = httpx.post(url + "/v1/chat/completions", json={"model": "m"}, headers=auth)
+    second = httpx.post(url + "/v1/chat/completions", json={"model": "m"}, headers=auth)
+    assert (first.status_code, second.status_code) == (200, 429)
+    assert second.headers["retry-after"] == "60"
+    assert second.json()["error"]["code"] == "rate_limited"
+    process.terminate()
+    _, stderr = process.communicate(timeout=20)
+    assert "aigw rate limit RATE_LIMIT_1_PER_60S: laptop refused" in stderr
+    assert TOKEN not in stderr
+
+
 def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
     status = main(argv)
     captured = capsys.readouterr()

@@ -8,13 +8,15 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from types import MappingProxyType
 
 import jinja2
 import pytest
 
 from infra.providers import PROVIDERS
-from infra.settings import Settings, load
+from infra.settings import ClientPolicy, Settings, load
 from infra.worker import render
+from infra.worker.model import WorkerConfig, budget_exceeded_message, policy_of_client
 from infra.worker.render import render_worker
 
 ACCOUNT = "0123456789abcdef0123456789abcdef"
@@ -151,3 +153,88 @@ def test_undefined_template_names_fail() -> None:
     environment = render._environment()
     with pytest.raises(jinja2.UndefinedError, match="'missing' is undefined"):
         environment.from_string("{{ missing }}").render()
+
+
+def test_policies_render_as_data_never_tokens(tmp_path: Path) -> None:
+    """Client policies are one data literal, whatever their names and patterns hold (validation
+    bypassed), a client called `__proto__` included; the clients' tokens are not in the source."""
+    settings, secrets = load(
+        {
+            "accountId": ACCOUNT,
+            "providerKeys": {"openai": ["sk-test-a"]},
+            "clientTokens": {
+                "__proto__": "tok-test-render-proto",
+                "alice": "tok-test-render-alice",
+            },
+            "clients": {
+                "__proto__": {"models": ["gpt-*"], "expires": "2030-01-02T03:04:05+01:00"},
+                "alice": {"rateLimit": {"limit": 5, "period": 60}},
+            },
+        },
+        "t",
+    )
+    hostile = {value: ClientPolicy(models=(value,), providers=(value,)) for value in HOSTILE}
+    clients = {**settings.clients, **hostile}
+    source = render_worker(dataclasses.replace(settings, clients=MappingProxyType(clients)))
+    assert not [t for tokens in secrets.client_tokens.values() for t in tokens if t in source]
+    module = tmp_path / "worker.mjs"
+    module.write_text(source + "\nexport { CLIENT_POLICIES };\n", encoding="utf-8")
+    probe = tmp_path / "probe.mjs"
+    probe.write_text(
+        "const m = await import('./worker.mjs');\n"
+        "console.log(JSON.stringify({policies: [...m.CLIENT_POLICIES],"
+        " pwned: globalThis.pwned ?? null}));\n",
+        encoding="utf-8",
+    )
+    ran = subprocess.run([NODE, str(probe)], capture_output=True, text=True, cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    rendered = json.loads(ran.stdout)
+    assert rendered["pwned"] is None
+    policies = dict(rendered["policies"])
+    assert list(policies) == ["__proto__", "alice", *HOSTILE]
+    assert policies["__proto__"] == {
+        "budget": None,
+        "expires": "2030-01-02T02:04:05Z",
+        "expiresMs": 1893549845000,
+        "models": ["gpt-*"],
+        "providers": None,
+        "rateLimit": None,
+    }
+    assert policies["alice"]["rateLimit"] == {
+        "binding": "RATE_LIMIT_5_PER_60S",
+        "limit": 5,
+        "period": 60,
+    }
+    assert [(policies[v]["models"], policies[v]["providers"]) for v in HOSTILE] == [
+        ([v], [v]) for v in HOSTILE
+    ]
+
+
+def test_budget_message_agrees_with_the_model(tmp_path: Path) -> None:
+    """The Worker's message for the gateway's spend-limit refusal is the model's, for a client
+    with its own budget, one with the "*" budget, and one the policies do not name."""
+    settings = _settings(
+        clients={
+            "alice": {"budget": {"limit": 2.5, "window": 3600}},
+            "*": {"budget": {"limit": 10, "window": 86400}},
+        }
+    )
+    without = _settings(clients={"alice": {"budget": {"limit": 1, "window": 60}}})
+    cases = [(settings, "alice"), (settings, "bob"), (without, "bob")]
+    for number, (case, client) in enumerate(cases):
+        module = tmp_path / f"worker{number}.mjs"
+        module.write_text(
+            render_worker(case) + "\nexport { budgetExceededMessage };\n", encoding="utf-8"
+        )
+        probe = tmp_path / f"probe{number}.mjs"
+        probe.write_text(
+            f"const m = await import('./{module.name}');\n"
+            f"console.log(JSON.stringify(m.budgetExceededMessage({json.dumps(client)})));\n",
+            encoding="utf-8",
+        )
+        ran = subprocess.run([NODE, str(probe)], capture_output=True, text=True, cwd=tmp_path)
+        assert ran.returncode == 0, ran.stderr
+        config = WorkerConfig.from_settings(case)
+        expected = budget_exceeded_message(client, policy_of_client(config, client))
+        assert json.loads(ran.stdout) == expected
+    assert "$2.50 per 3600 s" in budget_exceeded_message("alice", settings.clients["alice"])

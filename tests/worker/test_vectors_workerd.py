@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from infra.cli.workerd import serve_worker
+from infra.settings import rate_limit_bindings
 from infra.worker.render import render_config
 from tests.upstream import FakeGateway
 from tests.vectors.conformance import (
@@ -37,7 +38,8 @@ def test_worker_meets_vector(case: Case, scripted: FakeGateway) -> None:
     """workerd answers every exchange of the case as expected, sends the expected attempts, and
     logs no secret."""
     source = render_config(case.config(scripted.url))
-    with serve_worker(source, case.bindings) as worker:
+    limits = rate_limit_bindings(case.settings)
+    with serve_worker(source, case.bindings, rate_limits=limits) as worker:
         for exchange in case.exchanges:
             scripted.reset()
             scripted.script(*exchange.upstream)

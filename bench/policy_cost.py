@@ -1,0 +1,111 @@
+"""What a `models` policy costs the Worker per request: the body parsed to find the model.
+
+`python -m bench.policy_cost [--requests N]` serves the rendered Worker in workerd in front of the
+benchmark's fake gateway with two clients, `listed` (a `models` policy) and `free` (no policy), and
+sends each the same chat-completion bodies of about 2 KB and 1 MB, one request at a time, in
+alternating rounds. It prints, per client and size, the median latency and workerd's CPU time per
+request (user + system, from /proc); the difference between the two clients is the parse.
+Everything binds to 127.0.0.1 and stops by itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from bench.upstream import KEYS, MODEL
+from infra.cli.workerd import serve_worker
+from infra.settings import load
+from infra.worker.render import render_worker
+
+TOKENS = {"listed": "tok-bench-listed-01", "free": "tok-bench-free-0001"}
+SIZES = {"2 KB": 2 * 1024, "1 MB": 1024 * 1024}
+ROUNDS = 5
+
+
+def _body(size: int) -> bytes:
+    """A chat-completion body of about `size` bytes, its model first as SDKs write it."""
+    filler = "x" * max(0, size - 80)
+    document = {"model": MODEL, "messages": [{"role": "user", "content": filler}]}
+    return json.dumps(document).encode()
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process `pid` so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--requests", type=int, default=1000, help="per client at 2 KB")
+    requests = parser.parse_args().requests
+    upstream = subprocess.Popen(
+        [sys.executable, "-m", "bench.upstream"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert upstream.stdout is not None
+        upstream_url = upstream.stdout.readline().strip()
+        settings, _ = load(
+            {
+                "accountId": "0" * 32,
+                "providerKeys": {"openai": list(KEYS)},
+                "clientTokens": TOKENS,
+                "clients": {"listed": {"models": ["gpt-4o", MODEL, "claude-*"]}},
+            },
+            "bench",
+        )
+        source = render_worker(settings, gateway_url=upstream_url)
+        bindings = {
+            "OPENAI_API_KEYS": ",".join(KEYS),
+            "CLIENT_TOKENS": " ".join(f"{name}:{token}" for name, token in TOKENS.items()),
+        }
+        with serve_worker(source, bindings) as worker, httpx.Client(timeout=60) as client:
+            url = f"{worker.url}/v1/chat/completions"
+            pid = worker.process.pid
+            print(f"workerd pid {pid}; {requests} requests per client at 2 KB, fewer at 1 MB")
+            for label, size in SIZES.items():
+                body = _body(size)
+                count = requests if size < 100_000 else max(10, requests // 10)
+                per_round = max(1, count // ROUNDS)
+                latency: dict[str, list[float]] = {name: [] for name in TOKENS}
+                cpu: dict[str, float] = dict.fromkeys(TOKENS, 0.0)
+                headers = {name: {"authorization": f"Bearer {t}"} for name, t in TOKENS.items()}
+                for name in TOKENS:  # warm-up, not recorded
+                    for _ in range(3):
+                        client.post(url, content=body, headers=headers[name]).raise_for_status()
+                for _ in range(ROUNDS):
+                    for name in TOKENS:
+                        before = _cpu_seconds(pid)
+                        for _ in range(per_round):
+                            started = time.perf_counter()
+                            answer = client.post(url, content=body, headers=headers[name])
+                            latency[name].append(time.perf_counter() - started)
+                            answer.raise_for_status()
+                        cpu[name] += _cpu_seconds(pid) - before
+                for name in TOKENS:
+                    done = len(latency[name])
+                    print(
+                        f"{label} body ({len(body)} B), client {name:6}: {done} requests, "
+                        f"median {statistics.median(latency[name]) * 1000:.2f} ms, "
+                        f"workerd CPU {cpu[name] / done * 1000:.3f} ms/request"
+                    )
+    finally:
+        if upstream.stdin is not None:
+            upstream.stdin.close()
+        upstream.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    main()
