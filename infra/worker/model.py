@@ -552,15 +552,9 @@ def held_rest_until(status: int, document: object, now_ms: int) -> int | None:
     return None
 
 
-def budget_exceeded_message(client: str) -> str:
-    """What a client over a gateway spend limit (`2045`) reads: it names the client."""
-    return (
-        f"client {client} is over a spend limit of this AI Gateway: its requests are refused "
-        "until the limit's window has room again (the operator sets the budgets)"
-    )
-
-
-def gateway_answer(code: int, answer: UpstreamResponse, client: str) -> Response:
+def gateway_answer(
+    code: int, answer: UpstreamResponse, client: str, policy: ClientPolicy | None
+) -> Response:
     """The client's answer to AI Gateway's own refusal `code` (DESIGN §4): the Worker's words for
     those an operator or client can act on, any other passed through (they carry no key)."""
     retry_after = answer.headers.get("retry-after")
@@ -577,7 +571,7 @@ def gateway_answer(code: int, answer: UpstreamResponse, client: str) -> Response
         return error(
             429,
             "budget_exceeded",
-            budget_exceeded_message(client),
+            budget_exceeded_message(client, policy),
             kept,
             kind=RATE_LIMIT_ERROR_TYPE,
         )
@@ -1099,7 +1093,8 @@ class Isolate:
                 # would meet the same refusal (and count against the same limit) again.
                 kept = scrubbed_headers(answer.headers, (*pool.keys, gateway_token))
                 reply = UpstreamResponse(answer.status, kept, answer.body)
-                return gateway_answer(gateway_code, reply, client)
+                policy = policy_of_client(self.config, client)
+                return gateway_answer(gateway_code, reply, client, policy)
             # A provider's 400 refusing the key counts as a 401 (it is passed through if last).
             key_invalid = key_invalid_400(provider.slug, answer.status, document)
             status = 401 if key_invalid else answer.status
