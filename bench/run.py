@@ -196,10 +196,10 @@ def _upstream() -> Iterator[str]:
 
 
 def _start(name: str, upstream_url: str, litellm: Path) -> AbstractContextManager[Target]:
+    if name in targets.WORKER_TARGET_NAMES:
+        return targets.start_worker(name, upstream_url)
     starters: dict[str, Callable[[], AbstractContextManager[Target]]] = {
         "direct": lambda: targets.direct(upstream_url),
-        "aigw": lambda: targets.aigw(upstream_url),
-        "baseline": lambda: targets.baseline(upstream_url),
         "litellm": lambda: targets.litellm(upstream_url, litellm),
     }
     return starters[name]()
