@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,7 +35,7 @@ def _aigw_worker_exists() -> bool:
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, object]]:
+def document(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """The JSON of one quickest run against every target but LiteLLM (pointed at nothing)."""
     output = tmp_path_factory.mktemp("bench")
     command = [sys.executable, "-m", "bench", "--quick", "--concurrency", "1,2", "--requests"]
@@ -43,7 +44,14 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, obj
         command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    document = json.loads((output / "latest.json").read_text())
+    parsed: dict[str, Any] = json.loads((output / "latest.json").read_text())
+    parsed["stdout"] = done.stdout
+    return parsed
+
+
+@pytest.fixture(scope="module")
+def results(document: dict[str, Any]) -> dict[str, dict[str, object]]:
+    """The figures of each target in that run."""
     targets: dict[str, dict[str, object]] = document["targets"]
     return targets
 
@@ -85,3 +93,16 @@ def test_bench_aigw_absorbs_rate_limits(results: dict[str, dict[str, object]]) -
     limited = results["aigw"]["rate_limited"]
     assert isinstance(limited, dict)
     assert limited["client_statuses"] == {"200": 4}
+
+
+def test_bench_prints_aigw_over_the_recipe(document: dict[str, Any]) -> None:
+    """Each of aigw's ratios to the recipe is in the JSON and on one printed line of its own."""
+    if not _aigw_worker_exists():
+        pytest.skip("render_worker is not implemented yet")
+    ratios = document["ratios_to_recipe"]["aigw"]
+    assert set(ratios) == {"added_latency", "first_chunk", "throughput", "cpu"}
+    assert all(isinstance(ratios[name]["ratio"], float) for name in ("throughput", "cpu")), ratios
+    assert set(ratios["throughput"]["per_concurrency"]) == {"1", "2"}
+    lines = [line for line in document["stdout"].splitlines() if line.startswith("aigw / ")]
+    assert len(lines) == 4, document["stdout"]
+    assert any("throughput" in line and "goal >= 1.00x" in line for line in lines), lines
