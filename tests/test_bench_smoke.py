@@ -101,7 +101,8 @@ def test_bench_prints_aigw_over_the_recipe(document: dict[str, Any]) -> None:
         pytest.skip("render_worker is not implemented yet")
     ratios = document["ratios_to_recipe"]["aigw"]
     assert set(ratios) == {"added_latency", "first_chunk", "throughput", "cpu"}
-    assert all(isinstance(ratios[name]["ratio"], float) for name in ("throughput", "cpu")), ratios
+    # CPU time advances in 10 ms ticks: four requests may show none, and their ratio is then None.
+    assert isinstance(ratios["throughput"]["ratio"], float), ratios
     assert set(ratios["throughput"]["per_concurrency"]) == {"1", "2"}
     lines = [line for line in document["stdout"].splitlines() if line.startswith("aigw / ")]
     assert len(lines) == 4, document["stdout"]
