@@ -236,8 +236,10 @@ async def _measure(
             console.print(f"{kind} requests at concurrency {c}…")
             batches: dict[str, list[Batch]] = {target.name: [] for target in started}
             per_round = math.ceil(counts[c] / profile.rounds)
-            for _ in range(profile.rounds):
-                for target in started:
+            for turn in range(profile.rounds):
+                # The order rotates each round, so no target always runs right after the same one
+                # (a one-off cost of whatever ran before cannot stick to one target).
+                for target in started[turn % len(started) :] + started[: turn % len(started)]:
                     batch = await run_batch(
                         target, count=per_round, concurrency=c, stream=kind == "stream"
                     )
@@ -300,7 +302,15 @@ def _stream_figures(batch: Batch) -> dict[str, float | int | None]:
         "ttfc_p99_ms": _ms(percentile([s.first_chunk for s in ok if s.first_chunk], 0.99)),
         "pacing_dev_mean_ms": _ms(sum(deviations) / len(deviations)) if deviations else math.nan,
         "pacing_dev_p99_ms": _ms(percentile(deviations, 0.99)),
+        # Which stream was slowest to its first chunk, counted from 0 in sending order (at
+        # concurrency 1): tells a one-off (the first stream) from a tail spread over the run.
+        "ttfc_first_stream_ms": _ms(first[0]) if (first := _first_chunks(batch)) else math.nan,
+        "ttfc_slowest_stream": first.index(max(first)) if first else None,
     }
+
+
+def _first_chunks(batch: Batch) -> list[float]:
+    return [s.first_chunk for s in batch.samples if s.first_chunk is not None]
 
 
 def _limited_figures(batch: Batch, counted: dict[str, object]) -> dict[str, object]:
