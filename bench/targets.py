@@ -10,11 +10,15 @@ import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 
 from bench.load import Target
 from bench.upstream import KEYS
+
+if TYPE_CHECKING:
+    from infra.settings import Settings
 
 BENCH_DIR = Path(__file__).resolve().parent
 BASELINE_SOURCE = BENCH_DIR / "baseline_worker.js"
@@ -74,22 +78,11 @@ def aigw(
     """
     try:
         from infra.cli.workerd import WorkerdError, serve_worker
-        from infra.settings import load
         from infra.worker.render import render_worker
     except ImportError as error:
         raise Unavailable(f"aigw's Worker cannot be loaded: {error}") from error
-    settings, _ = load(
-        {
-            "accountId": "0" * 32,
-            "providerKeys": {"openai": list(KEYS)},
-            "clientTokens": {CLIENT_NAME: CLIENT_TOKEN},
-            "gatewayToken": GATEWAY_TOKEN,
-            **AIGW_VARIANTS[name],
-        },
-        "bench",
-    )
     try:
-        source = render_worker(settings, gateway_url=upstream_url)
+        source = render_worker(aigw_settings(name), gateway_url=upstream_url)
     except NotImplementedError as error:
         raise Unavailable(f"render_worker is not implemented yet: {error}") from error
     bindings = {
@@ -104,6 +97,23 @@ def aigw(
             yield Target(name, url, lambda _: headers, listening_pid(worker.url))
     except WorkerdError as error:
         raise Unavailable(str(error)) from error
+
+
+def aigw_settings(name: str) -> Settings:
+    """The settings of aigw's variant `name`: the bench's keys, client and gateway token."""
+    from infra.settings import load
+
+    settings, _ = load(
+        {
+            "accountId": "0" * 32,
+            "providerKeys": {"openai": list(KEYS)},
+            "clientTokens": {CLIENT_NAME: CLIENT_TOKEN},
+            "gatewayToken": GATEWAY_TOKEN,
+            **AIGW_VARIANTS[name],
+        },
+        "bench",
+    )
+    return settings
 
 
 @contextlib.contextmanager

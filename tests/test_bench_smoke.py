@@ -107,3 +107,22 @@ def test_bench_prints_aigw_over_the_recipe(document: dict[str, Any]) -> None:
     lines = [line for line in document["stdout"].splitlines() if line.startswith("aigw / ")]
     assert len(lines) == 4, document["stdout"]
     assert any("throughput" in line and "goal >= 1.00x" in line for line in lines), lines
+
+
+def test_hotpath_runs_each_worker_in_one_isolate(tmp_path: Path) -> None:
+    """`python -m bench.hotpath` calls each Worker in workerd, every call answered 200."""
+    if not _aigw_worker_exists():
+        pytest.skip("render_worker is not implemented yet")
+    figures = tmp_path / "hotpath.json"
+    command = [sys.executable, "-m", "bench.hotpath", "--calls", "20", "--rounds", "2"]
+    done = subprocess.run(
+        [*command, "--json", str(figures)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert set(json.loads(figures.read_text())["best"]) == {"aigw", "baseline", "null"}
+    assert "aigw - baseline:" in done.stdout
