@@ -30,6 +30,10 @@ DEFAULT_OUTPUT = REPO_ROOT / "bench" / "results"
 FLAKY_KEYS = KEYS[:2]
 FLAKY_RATE = 0.3
 LIMITED_CONCURRENCY = 16
+RECIPE = "baseline"
+"""The target every aigw variant is compared with, figure by figure, in the ratio lines."""
+RATIO_GOALS = {"added_latency": 1.10, "first_chunk": 1.10, "throughput": 1.0, "cpu": None}
+"""Issue 11's goals: aigw's added latency at most 1.10x the recipe's, its throughput at least 1x."""
 
 
 @dataclass(frozen=True)
@@ -100,9 +104,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     measured = {name: measured[name] for name in targets.TARGET_NAMES}
     _add_differences(measured)
     results["targets"] = measured
+    results["ratios_to_recipe"] = recipe_ratios(measured)
     path = output / "latest.json"
     path.write_text(json.dumps(_finite(results), indent=2) + "\n")
     _print_tables(console, measured, profile)
+    _print_ratios(console, results["ratios_to_recipe"])
     console.print(f"JSON: {path}")
     if not args.no_plot:
         plot_path = output / "latency.png"
@@ -196,10 +202,10 @@ def _upstream() -> Iterator[str]:
 
 
 def _start(name: str, upstream_url: str, litellm: Path) -> AbstractContextManager[Target]:
+    if name in targets.WORKER_TARGET_NAMES:
+        return targets.start_worker(name, upstream_url)
     starters: dict[str, Callable[[], AbstractContextManager[Target]]] = {
         "direct": lambda: targets.direct(upstream_url),
-        "aigw": lambda: targets.aigw(upstream_url),
-        "baseline": lambda: targets.baseline(upstream_url),
         "litellm": lambda: targets.litellm(upstream_url, litellm),
     }
     return starters[name]()
@@ -230,8 +236,10 @@ async def _measure(
             console.print(f"{kind} requests at concurrency {c}…")
             batches: dict[str, list[Batch]] = {target.name: [] for target in started}
             per_round = math.ceil(counts[c] / profile.rounds)
-            for _ in range(profile.rounds):
-                for target in started:
+            for turn in range(profile.rounds):
+                # The order rotates each round, so no target always runs right after the same one
+                # (a one-off cost of whatever ran before cannot stick to one target).
+                for target in started[turn % len(started) :] + started[: turn % len(started)]:
                     batch = await run_batch(
                         target, count=per_round, concurrency=c, stream=kind == "stream"
                     )
@@ -294,7 +302,15 @@ def _stream_figures(batch: Batch) -> dict[str, float | int | None]:
         "ttfc_p99_ms": _ms(percentile([s.first_chunk for s in ok if s.first_chunk], 0.99)),
         "pacing_dev_mean_ms": _ms(sum(deviations) / len(deviations)) if deviations else math.nan,
         "pacing_dev_p99_ms": _ms(percentile(deviations, 0.99)),
+        # Which stream was slowest to its first chunk, counted from 0 in sending order (at
+        # concurrency 1): tells a one-off (the first stream) from a tail spread over the run.
+        "ttfc_first_stream_ms": _ms(first[0]) if (first := _first_chunks(batch)) else math.nan,
+        "ttfc_slowest_stream": first.index(max(first)) if first else None,
     }
+
+
+def _first_chunks(batch: Batch) -> list[float]:
+    return [s.first_chunk for s in batch.samples if s.first_chunk is not None]
 
 
 def _limited_figures(batch: Batch, counted: dict[str, object]) -> dict[str, object]:
@@ -331,6 +347,84 @@ def _add_differences(measured: dict[str, dict[str, object]]) -> None:
             for c, row in mine.items():
                 for figure, added in pairs:
                     row[added] = row[figure] - direct[c][figure]
+
+
+def recipe_ratios(measured: dict[str, dict[str, object]]) -> dict[str, dict[str, object]]:
+    """Each aigw variant's figures over the recipe's, measured in the same run.
+
+    `added_latency` and `first_chunk` divide what each adds to the p50 of direct calls at the
+    lowest concurrency (higher ones measure queueing for the machine's CPUs more than the proxy);
+    `throughput` divides req/s at the highest; `cpu` divides the proxy's CPU per request over
+    every non-streaming request. `per_concurrency` has the same ratio at each concurrency.
+    """
+    recipe = measured.get(RECIPE, {})
+    ratios: dict[str, dict[str, object]] = {}
+    if "skipped" in recipe:
+        return ratios
+    for name in targets.AIGW_VARIANTS:
+        mine = measured.get(name, {})
+        if "skipped" in mine or not mine:
+            continue
+        figures: dict[str, object] = {}
+        for figure, kind, key, pick in (
+            ("added_latency", "plain", "added_p50_ms", min),
+            ("first_chunk", "stream", "added_ttfc_p50_ms", min),
+            ("throughput", "plain", "rps", max),
+            ("cpu", "plain", "cpu_ms_per_request", None),
+        ):
+            rows, theirs = mine[kind], recipe[kind]
+            assert isinstance(rows, dict) and isinstance(theirs, dict)
+            each = {c: _ratio(rows[c].get(key), theirs[c].get(key)) for c in rows if c in theirs}
+            if pick is None:
+                value = _ratio(_total_cpu_ms(rows), _total_cpu_ms(theirs))
+            else:
+                value = each.get(str(pick(int(c) for c in each))) if each else None
+            figures[figure] = {"ratio": value, "per_concurrency": each}
+        ratios[name] = figures
+    return ratios
+
+
+def _ratio(mine: object, theirs: object) -> float | None:
+    if not isinstance(mine, int | float) or not isinstance(theirs, int | float) or theirs <= 0:
+        return None
+    return float(mine) / float(theirs)
+
+
+def _total_cpu_ms(rows: dict[str, dict[str, float]]) -> float | None:
+    """The proxy's CPU per request over all the rows' requests together."""
+    if any(row.get("cpu_ms_per_request") is None for row in rows.values()):
+        return None
+    spent = sum(row["cpu_ms_per_request"] * row["requests"] for row in rows.values())
+    return spent / sum(row["requests"] for row in rows.values())
+
+
+def _print_ratios(console: Console, ratios: object) -> None:
+    """One line per figure and aigw variant: its ratio to the recipe, at a glance."""
+    assert isinstance(ratios, dict)
+    labels = {
+        "added_latency": "added latency p50, lowest concurrency",
+        "first_chunk": "added first streamed chunk p50, lowest concurrency",
+        "throughput": "throughput req/s, highest concurrency",
+        "cpu": "proxy CPU per request, all non-streaming requests",
+    }
+    for name, figures in ratios.items():
+        for figure, label in labels.items():
+            entry = figures[figure]
+            goal = RATIO_GOALS[figure]
+            verdict = ""
+            if goal is not None and entry["ratio"] is not None:
+                met = entry["ratio"] <= goal if figure != "throughput" else entry["ratio"] >= goal
+                sign = "<=" if figure != "throughput" else ">="
+                verdict = f"  goal {sign} {goal:.2f}x: " + ("met" if met else "[red]MISSED[/]")
+            each = ", ".join(
+                f"c={c} " + ("-" if value is None else f"{value:.2f}x")
+                for c, value in entry["per_concurrency"].items()
+            )
+            # soft_wrap: one line each however narrow the terminal, so a regression is one grep.
+            console.print(
+                f"{name} / {RECIPE}: {label}: [bold]{_num(entry['ratio'])}x[/]{verdict} ({each})",
+                soft_wrap=True,
+            )
 
 
 def _finite(value: object) -> object:

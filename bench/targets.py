@@ -10,11 +10,15 @@ import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 
 from bench.load import Target
 from bench.upstream import KEYS
+
+if TYPE_CHECKING:
+    from infra.settings import Settings
 
 BENCH_DIR = Path(__file__).resolve().parent
 BASELINE_SOURCE = BENCH_DIR / "baseline_worker.js"
@@ -26,7 +30,16 @@ CLIENT_NAME = "bench"
 CLIENT_TOKEN = "bench-client-token-0001"
 """A fake client token; LiteLLM wants a master key starting `sk-`, so it gets `sk-` + this."""
 GATEWAY_TOKEN = "bench-gateway-token"
-TARGET_NAMES = ("direct", "aigw", "baseline", "litellm")
+AIGW_VARIANTS: dict[str, Mapping[str, object]] = {
+    "aigw": {},
+    # A run with a client policy joins here once policies land (issue 10), as its own target
+    # measured side by side with the rest, e.g.
+    # "aigw-policy": {"clients": {CLIENT_NAME: {"models": [MODEL], "rateLimit": {...}}}},
+}
+"""aigw's Worker as benchmarked: target name -> `aigw:` settings added to the benchmark's own."""
+WORKER_TARGET_NAMES = (*AIGW_VARIANTS, "baseline")
+"""The targets that are Workers in workerd (and can be profiled): every aigw variant, the recipe."""
+TARGET_NAMES = ("direct", *AIGW_VARIANTS, "baseline", "litellm")
 
 
 class Unavailable(Exception):
@@ -44,26 +57,32 @@ def direct(upstream_url: str) -> Iterator[Target]:
     yield Target("direct", f"{upstream_url}/openai/chat/completions", lambda n: headers[n % 4])
 
 
+def start_worker(
+    name: str, upstream_url: str, *, inspector_port: int | None = None
+) -> contextlib.AbstractContextManager[Target]:
+    """The Worker target `name` (one of `WORKER_TARGET_NAMES`), started against the fake gateway."""
+    if name in AIGW_VARIANTS:
+        return aigw(upstream_url, name=name, inspector_port=inspector_port)
+    if name == "baseline":
+        return baseline(upstream_url, inspector_port=inspector_port)
+    raise ValueError(f"{name!r} is not a Worker target: {', '.join(WORKER_TARGET_NAMES)}")
+
+
 @contextlib.contextmanager
-def aigw(upstream_url: str) -> Iterator[Target]:
-    """aigw's rendered Worker in workerd, its gateway URL pointed at the fake gateway."""
+def aigw(
+    upstream_url: str, *, name: str = "aigw", inspector_port: int | None = None
+) -> Iterator[Target]:
+    """aigw's rendered Worker in workerd, its gateway URL pointed at the fake gateway.
+
+    `name` picks the variant in `AIGW_VARIANTS`; `inspector_port` opens workerd's V8 inspector.
+    """
     try:
         from infra.cli.workerd import WorkerdError, serve_worker
-        from infra.settings import load
         from infra.worker.render import render_worker
     except ImportError as error:
         raise Unavailable(f"aigw's Worker cannot be loaded: {error}") from error
-    settings, _ = load(
-        {
-            "accountId": "0" * 32,
-            "providerKeys": {"openai": list(KEYS)},
-            "clientTokens": {CLIENT_NAME: CLIENT_TOKEN},
-            "gatewayToken": GATEWAY_TOKEN,
-        },
-        "bench",
-    )
     try:
-        source = render_worker(settings, gateway_url=upstream_url)
+        source = render_worker(aigw_settings(name), gateway_url=upstream_url)
     except NotImplementedError as error:
         raise Unavailable(f"render_worker is not implemented yet: {error}") from error
     bindings = {
@@ -73,15 +92,32 @@ def aigw(upstream_url: str) -> Iterator[Target]:
     }
     headers = _bearer(CLIENT_TOKEN)
     try:
-        with serve_worker(source, bindings) as worker:
+        with serve_worker(source, bindings, inspector_port=inspector_port) as worker:
             url = f"{worker.url}/v1/chat/completions"
-            yield Target("aigw", url, lambda _: headers, listening_pid(worker.url))
+            yield Target(name, url, lambda _: headers, listening_pid(worker.url))
     except WorkerdError as error:
         raise Unavailable(str(error)) from error
 
 
+def aigw_settings(name: str) -> Settings:
+    """The settings of aigw's variant `name`: the bench's keys, client and gateway token."""
+    from infra.settings import load
+
+    settings, _ = load(
+        {
+            "accountId": "0" * 32,
+            "providerKeys": {"openai": list(KEYS)},
+            "clientTokens": {CLIENT_NAME: CLIENT_TOKEN},
+            "gatewayToken": GATEWAY_TOKEN,
+            **AIGW_VARIANTS[name],
+        },
+        "bench",
+    )
+    return settings
+
+
 @contextlib.contextmanager
-def baseline(upstream_url: str) -> Iterator[Target]:
+def baseline(upstream_url: str, *, inspector_port: int | None = None) -> Iterator[Target]:
     """The naive recipe Worker in workerd; its target base is the fake gateway's `/openai`."""
     try:
         from infra.cli.workerd import WorkerdError, serve_worker
@@ -91,7 +127,7 @@ def baseline(upstream_url: str) -> Iterator[Target]:
     # The recipe has no client auth; the client sends a token anyway, as a real one would.
     headers = _bearer(CLIENT_TOKEN)
     try:
-        with serve_worker(source, {}) as worker:
+        with serve_worker(source, {}, inspector_port=inspector_port) as worker:
             url = f"{worker.url}/v1/chat/completions"
             yield Target("baseline", url, lambda _: headers, listening_pid(worker.url))
     except WorkerdError as error:
@@ -107,7 +143,7 @@ def litellm(upstream_url: str, executable: Path | None = None) -> Iterator[Targe
             f"LiteLLM is not installed at {binary}: python3 -m venv {LITELLM_VENV} && "
             f"{LITELLM_VENV}/bin/pip install -r {LITELLM_REQUIREMENTS}"
         )
-    port = _free_port()
+    port = free_port()
     master_key = f"sk-{CLIENT_TOKEN}"
     with tempfile.TemporaryDirectory(prefix="aigw-bench-litellm-") as workdir:
         config = Path(workdir) / "config.yaml"
@@ -206,7 +242,8 @@ def _wait_ready(process: subprocess.Popen[bytes], url: str, log_path: Path) -> N
     raise Unavailable(f"LiteLLM was not ready within {LITELLM_READY_TIMEOUT:g} s")
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A loopback port free right now."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])

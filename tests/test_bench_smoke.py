@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,7 +35,7 @@ def _aigw_worker_exists() -> bool:
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, object]]:
+def document(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """The JSON of one quickest run against every target but LiteLLM (pointed at nothing)."""
     output = tmp_path_factory.mktemp("bench")
     command = [sys.executable, "-m", "bench", "--quick", "--concurrency", "1,2", "--requests"]
@@ -43,7 +44,14 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, obj
         command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    document = json.loads((output / "latest.json").read_text())
+    parsed: dict[str, Any] = json.loads((output / "latest.json").read_text())
+    parsed["stdout"] = done.stdout
+    return parsed
+
+
+@pytest.fixture(scope="module")
+def results(document: dict[str, Any]) -> dict[str, dict[str, object]]:
+    """The figures of each target in that run."""
     targets: dict[str, dict[str, object]] = document["targets"]
     return targets
 
@@ -85,3 +93,36 @@ def test_bench_aigw_absorbs_rate_limits(results: dict[str, dict[str, object]]) -
     limited = results["aigw"]["rate_limited"]
     assert isinstance(limited, dict)
     assert limited["client_statuses"] == {"200": 4}
+
+
+def test_bench_prints_aigw_over_the_recipe(document: dict[str, Any]) -> None:
+    """Each of aigw's ratios to the recipe is in the JSON and on one printed line of its own."""
+    if not _aigw_worker_exists():
+        pytest.skip("render_worker is not implemented yet")
+    ratios = document["ratios_to_recipe"]["aigw"]
+    assert set(ratios) == {"added_latency", "first_chunk", "throughput", "cpu"}
+    # CPU time advances in 10 ms ticks: four requests may show none, and their ratio is then None.
+    assert isinstance(ratios["throughput"]["ratio"], float), ratios
+    assert set(ratios["throughput"]["per_concurrency"]) == {"1", "2"}
+    lines = [line for line in document["stdout"].splitlines() if line.startswith("aigw / ")]
+    assert len(lines) == 4, document["stdout"]
+    assert any("throughput" in line and "goal >= 1.00x" in line for line in lines), lines
+
+
+def test_hotpath_runs_each_worker_in_one_isolate(tmp_path: Path) -> None:
+    """`python -m bench.hotpath` calls each Worker in workerd, every call answered 200."""
+    if not _aigw_worker_exists():
+        pytest.skip("render_worker is not implemented yet")
+    figures = tmp_path / "hotpath.json"
+    command = [sys.executable, "-m", "bench.hotpath", "--calls", "20", "--rounds", "2"]
+    done = subprocess.run(
+        [*command, "--json", str(figures)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert set(json.loads(figures.read_text())["best"]) == {"aigw", "baseline", "null"}
+    assert "aigw - baseline:" in done.stdout

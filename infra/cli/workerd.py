@@ -65,6 +65,7 @@ def serve_worker(
     log_path: Path | None = None,
     ready_timeout: float = READY_TIMEOUT,
     rate_limits: Mapping[str, ClientRateLimit] | None = None,
+    inspector_port: int | None = None,
 ) -> Iterator[RunningWorker]:
     """Serve the ES module `source` in workerd on 127.0.0.1 until the block exits.
 
@@ -74,14 +75,16 @@ def serve_worker(
     local stand-in `worker_template/ratelimit.js`, with Cloudflare's `limit({key})` API. `port`
     0 lets the kernel choose a free port. `log_path` keeps workerd's output at a path of the
     caller's; by default it lives in a temporary directory removed on exit. workerd is always
-    stopped on exit: SIGTERM, then SIGKILL.
+    stopped on exit: SIGTERM, then SIGKILL. `inspector_port` opens the V8 inspector (Chrome
+    DevTools protocol) on 127.0.0.1 at that port, for profiling.
     """
     limits = dict(rate_limits or {})
     for name in [*bindings, *limits]:
         if not _BINDING_NAME.fullmatch(name):
             raise WorkerdError(f"binding name {name!r} is not an identifier")
-    if not 0 <= port <= 65535:
-        raise WorkerdError(f"port {port} is outside 0-65535")
+    for number in (port, inspector_port or 0):
+        if not 0 <= number <= 65535:
+            raise WorkerdError(f"port {number} is outside 0-65535")
     binary = workerd_binary()
     with ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="aigw-workerd-")))
@@ -97,9 +100,12 @@ def serve_worker(
         log_file = stack.enter_context(log.open("ab"))
         control_read, control_write = os.pipe()
         control = stack.enter_context(os.fdopen(control_read, "rb", buffering=0))
+        command = [str(binary), "serve", config.name, f"--control-fd={control_write}"]
+        if inspector_port is not None:
+            command.append(f"--inspector-addr=127.0.0.1:{inspector_port}")
         try:
             process = subprocess.Popen(
-                [str(binary), "serve", config.name, f"--control-fd={control_write}"],
+                command,
                 cwd=workdir,
                 # Only the bindings: workerd needs nothing else from the environment.
                 env=dict(bindings),

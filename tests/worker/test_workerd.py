@@ -87,6 +87,19 @@ def test_explicit_port_is_used() -> None:
         assert httpx.get(worker.url).status_code == 200
 
 
+def test_inspector_port_lists_the_worker_for_devtools() -> None:
+    """With `inspector_port`, the V8 inspector on that loopback port lists the Worker to attach."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        inspector = probe.getsockname()[1]
+    with serve_worker(ECHO_BINDINGS, {}, inspector_port=inspector) as worker:
+        assert httpx.get(worker.url).status_code == 200
+        listing = httpx.get(f"http://127.0.0.1:{inspector}/json").json()
+    assert [entry["webSocketDebuggerUrl"] for entry in listing] == [
+        f"ws://127.0.0.1:{inspector}/main"
+    ]
+
+
 def test_busy_port_is_a_clear_error() -> None:
     """A port already in use fails fast with workerd's reason, not a hang."""
     with socket.socket() as busy:
