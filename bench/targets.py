@@ -32,9 +32,17 @@ CLIENT_TOKEN = "bench-client-token-0001"
 GATEWAY_TOKEN = "bench-gateway-token"
 AIGW_VARIANTS: dict[str, Mapping[str, object]] = {
     "aigw": {},
-    # A run with a client policy joins here once policies land (issue 10), as its own target
-    # measured side by side with the rest, e.g.
-    # "aigw-policy": {"clients": {CLIENT_NAME: {"models": [MODEL], "rateLimit": {...}}}},
+    # The same Worker with a client policy on: the body is parsed for its model, matched against
+    # an allowlist with a glob, and every request is counted by a Rate Limiting binding (in
+    # workerd, aigw dev's stand-in; its limit is high enough that nothing is refused).
+    "aigw-policy": {
+        "clients": {
+            CLIENT_NAME: {
+                "models": ["claude-*", "gpt-4o-*"],
+                "rateLimit": {"limit": 1_000_000, "period": 60},
+            }
+        }
+    },
 }
 """aigw's Worker as benchmarked: target name -> `aigw:` settings added to the benchmark's own."""
 WORKER_TARGET_NAMES = (*AIGW_VARIANTS, "baseline")
@@ -78,11 +86,13 @@ def aigw(
     """
     try:
         from infra.cli.workerd import WorkerdError, serve_worker
+        from infra.settings import rate_limit_bindings
         from infra.worker.render import render_worker
     except ImportError as error:
         raise Unavailable(f"aigw's Worker cannot be loaded: {error}") from error
     try:
-        source = render_worker(aigw_settings(name), gateway_url=upstream_url)
+        settings = aigw_settings(name)
+        source = render_worker(settings, gateway_url=upstream_url)
     except NotImplementedError as error:
         raise Unavailable(f"render_worker is not implemented yet: {error}") from error
     bindings = {
@@ -92,7 +102,10 @@ def aigw(
     }
     headers = _bearer(CLIENT_TOKEN)
     try:
-        with serve_worker(source, bindings, inspector_port=inspector_port) as worker:
+        rate_limits = rate_limit_bindings(settings)
+        with serve_worker(
+            source, bindings, rate_limits=rate_limits, inspector_port=inspector_port
+        ) as worker:
             url = f"{worker.url}/v1/chat/completions"
             yield Target(name, url, lambda _: headers, listening_pid(worker.url))
     except WorkerdError as error:
