@@ -195,13 +195,7 @@ def add_command(commands: argparse._SubParsersAction[Any]) -> None:
         ),
     )
     api.add_target_arguments(parser)
-    parser.add_argument(
-        "--since",
-        default="24h",
-        help="start of the window: a duration back from now (30m, 24h, 7d, 2w) or an ISO time "
-        "(default: 24h)",
-    )
-    parser.add_argument("--until", help="end of the window: an ISO time (default: now)")
+    usage.add_window_arguments(parser)
     parser.add_argument(
         "--provider", choices=sorted(PROVIDERS), help="only this provider's keys (default: all)"
     )

@@ -112,6 +112,16 @@ def add_command(commands: argparse._SubParsersAction[Any]) -> None:
         ),
     )
     api.add_target_arguments(parser)
+    add_window_arguments(parser)
+    parser.add_argument(
+        "--by", choices=GROUPINGS, default="model", help="how to group requests (default: model)"
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object for scripts")
+    parser.set_defaults(handler=api.handles_errors(run))
+
+
+def add_window_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--since` and `--until`, the window of logs read by the commands that page through them."""
     parser.add_argument(
         "--since",
         default="24h",
@@ -119,11 +129,6 @@ def add_command(commands: argparse._SubParsersAction[Any]) -> None:
         "(default: 24h)",
     )
     parser.add_argument("--until", help="end of the window: an ISO time (default: now)")
-    parser.add_argument(
-        "--by", choices=GROUPINGS, default="model", help="how to group requests (default: model)"
-    )
-    parser.add_argument("--json", action="store_true", help="print one JSON object for scripts")
-    parser.set_defaults(handler=api.handles_errors(run))
 
 
 def run(args: argparse.Namespace) -> int:
