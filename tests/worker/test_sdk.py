@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import anthropic
+import httpx
 import openai
 
 from infra.cli.workerd import RunningWorker
@@ -97,3 +98,27 @@ def test_every_client_token_is_accepted(make_worker: MakeWorker, upstream: FakeG
         client = openai.OpenAI(base_url=worker.url + "/v1", api_key=token, max_retries=0)
         assert client.models.list().data[0].id == "gpt-test"
     assert len(upstream.requests) == len(CLIENT_TOKENS)
+
+
+def test_tokens_of_every_length_match_only_themselves(
+    make_worker: MakeWorker, upstream: FakeGateway
+) -> None:
+    """Short, multi-byte and long (hashed) client tokens each get in, and a token one character
+    longer, shorter or different does not."""
+    tokens = {
+        "short": "tok-test-short-01",
+        "wide": "tok-test-wide-é€😀-" + "x" * 200,
+        "edge": "t" * 253,
+        "long": "tok-test-long-" + "y" * 386,
+    }
+    worker = make_worker(client_tokens=tokens)
+
+    def models(token: str) -> int:
+        # As UTF-8 bytes: the SDK's client sends only ASCII header values.
+        header = b"Bearer " + token.encode()
+        return httpx.get(worker.url + "/v1/models", headers={"authorization": header}).status_code
+
+    for token in tokens.values():
+        assert [models(wrong) for wrong in (token + "z", token[:-1], token[:-1] + "q")] == [401] * 3
+        assert models(token) == 200
+    assert len(upstream.requests) == len(tokens)
