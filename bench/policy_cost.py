@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import httpx
 
+from bench.load import process_cpu_seconds
+from bench.run import running_upstream
 from bench.upstream import KEYS, MODEL
 from infra.cli.workerd import serve_worker
 from infra.settings import load
@@ -38,25 +36,18 @@ def _body(size: int) -> bytes:
     return json.dumps(document).encode()
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time of process `pid` so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def _cpu(pid: int) -> float:
+    """workerd's CPU seconds so far; it is alive while it is measured, so never unknown."""
+    seconds = process_cpu_seconds(pid)
+    assert seconds is not None
+    return seconds
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--requests", type=int, default=1000, help="per client at 2 KB")
     requests = parser.parse_args().requests
-    upstream = subprocess.Popen(
-        [sys.executable, "-m", "bench.upstream"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert upstream.stdout is not None
-        upstream_url = upstream.stdout.readline().strip()
+    with running_upstream() as upstream_url:
         settings, _ = load(
             {
                 "accountId": "0" * 32,
@@ -87,13 +78,13 @@ def main() -> None:
                         client.post(url, content=body, headers=headers[name]).raise_for_status()
                 for _ in range(ROUNDS):
                     for name in TOKENS:
-                        before = _cpu_seconds(pid)
+                        before = _cpu(pid)
                         for _ in range(per_round):
                             started = time.perf_counter()
                             answer = client.post(url, content=body, headers=headers[name])
                             latency[name].append(time.perf_counter() - started)
                             answer.raise_for_status()
-                        cpu[name] += _cpu_seconds(pid) - before
+                        cpu[name] += _cpu(pid) - before
                 for name in TOKENS:
                     done = len(latency[name])
                     print(
@@ -101,10 +92,6 @@ def main() -> None:
                         f"median {statistics.median(latency[name]) * 1000:.2f} ms, "
                         f"workerd CPU {cpu[name] / done * 1000:.3f} ms/request"
                     )
-    finally:
-        if upstream.stdin is not None:
-            upstream.stdin.close()
-        upstream.wait(timeout=10)
 
 
 if __name__ == "__main__":

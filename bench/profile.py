@@ -26,7 +26,7 @@ import httpx
 
 from bench import targets
 from bench.load import Target, run_batch
-from bench.run import DEFAULT_OUTPUT, _upstream
+from bench.run import DEFAULT_OUTPUT, running_upstream
 
 WORKER_TARGETS = targets.WORKER_TARGET_NAMES
 SAMPLING_INTERVAL_US = 100
@@ -54,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     output: Path = args.output_dir
     output.mkdir(parents=True, exist_ok=True)
     summary: dict[str, object] = {}
-    with _upstream() as upstream_url:
+    with running_upstream() as upstream_url:
         for name in args.targets:
             with _serve(name, upstream_url) as (target, inspector_port):
                 profile = asyncio.run(

@@ -88,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         },
     }
     measured: dict[str, dict[str, object]] = {}
-    with _upstream() as upstream_url, contextlib.ExitStack() as running:
+    with running_upstream() as upstream_url, contextlib.ExitStack() as running:
         started: list[Target] = []
         for name in targets.TARGET_NAMES:
             if name not in args.targets:
@@ -176,7 +176,7 @@ def _limited_concurrency(profile: Profile) -> int:
 
 
 @contextlib.contextmanager
-def _upstream() -> Iterator[str]:
+def running_upstream() -> Iterator[str]:
     """The fake gateway in its own process, so it does not share the client's event loop."""
     process = subprocess.Popen(
         [sys.executable, "-m", "bench.upstream"],
