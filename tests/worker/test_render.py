@@ -9,6 +9,7 @@ import shutil
 import subprocess
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 import jinja2
 import pytest
@@ -44,27 +45,35 @@ def _settings(**raw: object) -> Settings:
     return settings
 
 
-def _evaluate(source: str, tmp_path: Path) -> dict[str, object]:
-    """Check `source` with `node --check`, then import it and return its rendered constants."""
+def _import_in_node(tmp_path: Path, source: str, exports: str, expression: str) -> Any:
+    """Import `source` as an ES module in node, exporting `exports`, and return `expression`
+    (JavaScript over the module `m`) as JSON."""
     module = tmp_path / "worker.mjs"
-    module.write_text(source, encoding="utf-8")
-    checked = subprocess.run([NODE, "--check", str(module)], capture_output=True, text=True)
-    assert checked.returncode == 0, checked.stderr
+    module.write_text(f"{source}\nexport {{ {exports} }};\n", encoding="utf-8")
     probe = tmp_path / "probe.mjs"
-    module.write_text(
-        source + "\nexport { GATEWAY_URL, CORS_ORIGINS, PROVIDERS, ROTATION_OFFSET };\n",
-        encoding="utf-8",
-    )
     probe.write_text(
-        "const m = await import('./worker.mjs');\n"
-        "console.log(JSON.stringify({gateway: m.GATEWAY_URL, origins: m.CORS_ORIGINS,"
-        " providers: [...m.PROVIDERS.keys()], offset: m.ROTATION_OFFSET,"
-        " pwned: globalThis.pwned ?? null, fetch: typeof m.default.fetch}));\n",
+        f"const m = await import('./worker.mjs');\nconsole.log(JSON.stringify({expression}));\n",
         encoding="utf-8",
     )
     ran = subprocess.run([NODE, str(probe)], capture_output=True, text=True, cwd=tmp_path)
     assert ran.returncode == 0, ran.stderr
-    result: dict[str, object] = json.loads(ran.stdout)
+    return json.loads(ran.stdout)
+
+
+def _evaluate(source: str, tmp_path: Path) -> dict[str, object]:
+    """Check `source` with `node --check`, then import it and return its rendered constants."""
+    module = tmp_path / "checked.mjs"
+    module.write_text(source, encoding="utf-8")
+    checked = subprocess.run([NODE, "--check", str(module)], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stderr
+    result: dict[str, object] = _import_in_node(
+        tmp_path,
+        source,
+        "GATEWAY_URL, CORS_ORIGINS, PROVIDERS, ROTATION_OFFSET",
+        "{gateway: m.GATEWAY_URL, origins: m.CORS_ORIGINS, providers: [...m.PROVIDERS.keys()],"
+        " offset: m.ROTATION_OFFSET, pwned: globalThis.pwned ?? null,"
+        " fetch: typeof m.default.fetch}",
+    )
     return result
 
 
@@ -177,18 +186,12 @@ def test_policies_render_as_data_never_tokens(tmp_path: Path) -> None:
     clients = {**settings.clients, **hostile}
     source = render_worker(dataclasses.replace(settings, clients=MappingProxyType(clients)))
     assert not [t for tokens in secrets.client_tokens.values() for t in tokens if t in source]
-    module = tmp_path / "worker.mjs"
-    module.write_text(source + "\nexport { CLIENT_POLICIES };\n", encoding="utf-8")
-    probe = tmp_path / "probe.mjs"
-    probe.write_text(
-        "const m = await import('./worker.mjs');\n"
-        "console.log(JSON.stringify({policies: [...m.CLIENT_POLICIES],"
-        " pwned: globalThis.pwned ?? null}));\n",
-        encoding="utf-8",
+    rendered = _import_in_node(
+        tmp_path,
+        source,
+        "CLIENT_POLICIES",
+        "{policies: [...m.CLIENT_POLICIES], pwned: globalThis.pwned ?? null}",
     )
-    ran = subprocess.run([NODE, str(probe)], capture_output=True, text=True, cwd=tmp_path)
-    assert ran.returncode == 0, ran.stderr
-    rendered = json.loads(ran.stdout)
     assert rendered["pwned"] is None
     policies = dict(rendered["policies"])
     assert list(policies) == ["__proto__", "alice", *HOSTILE]
@@ -221,20 +224,13 @@ def test_budget_message_agrees_with_the_model(tmp_path: Path) -> None:
     )
     without = _settings(clients={"alice": {"budget": {"limit": 1, "window": 60}}})
     cases = [(settings, "alice"), (settings, "bob"), (without, "bob")]
-    for number, (case, client) in enumerate(cases):
-        module = tmp_path / f"worker{number}.mjs"
-        module.write_text(
-            render_worker(case) + "\nexport { budgetExceededMessage };\n", encoding="utf-8"
+    for case, client in cases:
+        rendered = _import_in_node(
+            tmp_path,
+            render_worker(case),
+            "budgetExceededMessage",
+            f"m.budgetExceededMessage({json.dumps(client)})",
         )
-        probe = tmp_path / f"probe{number}.mjs"
-        probe.write_text(
-            f"const m = await import('./{module.name}');\n"
-            f"console.log(JSON.stringify(m.budgetExceededMessage({json.dumps(client)})));\n",
-            encoding="utf-8",
-        )
-        ran = subprocess.run([NODE, str(probe)], capture_output=True, text=True, cwd=tmp_path)
-        assert ran.returncode == 0, ran.stderr
         config = WorkerConfig.from_settings(case)
-        expected = budget_exceeded_message(client, policy_of_client(config, client))
-        assert json.loads(ran.stdout) == expected
+        assert rendered == budget_exceeded_message(client, policy_of_client(config, client))
     assert "$2.50 per 3600 s" in budget_exceeded_message("alice", settings.clients["alice"])
