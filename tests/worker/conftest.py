@@ -47,7 +47,8 @@ def make_worker(upstream: FakeGateway, tmp_path: Path) -> Iterator[MakeWorker]:
     """Serve the real rendered Worker in workerd against `upstream`; takes `aigw:` settings.
 
     `provider_keys` defaults to the OpenAI and Anthropic test pools; `upstream_timeout_ms` lowers
-    how long the Worker waits for the gateway's headers. At teardown, workerd's log is checked for
+    how long the Worker waits for the gateway's headers; `gateway_url` points the Worker at
+    another loopback gateway than `upstream`. At teardown, workerd's log is checked for
     every secret the Worker was given.
     """
     with ExitStack() as stack:
@@ -57,6 +58,7 @@ def make_worker(upstream: FakeGateway, tmp_path: Path) -> Iterator[MakeWorker]:
             provider_keys: Mapping[str, tuple[str, ...]] | None = None,
             client_tokens: Mapping[str, str | list[str]] | None = None,
             upstream_timeout_ms: int | None = None,
+            gateway_url: str | None = None,
             **config: object,
         ) -> RunningWorker:
             pools = dict(provider_keys or {"openai": OPENAI_KEYS, "anthropic": ANTHROPIC_KEYS})
@@ -73,7 +75,7 @@ def make_worker(upstream: FakeGateway, tmp_path: Path) -> Iterator[MakeWorker]:
             timeout = (
                 {} if upstream_timeout_ms is None else {"upstream_timeout_ms": upstream_timeout_ms}
             )
-            source = render_worker(settings, gateway_url=upstream.url, **timeout)
+            source = render_worker(settings, gateway_url=gateway_url or upstream.url, **timeout)
             log = tmp_path / f"workerd-{len(logs)}.log"
             given = (
                 *(key for keys in pools.values() for key in keys),
