@@ -43,6 +43,10 @@ AIGW_VARIANTS: dict[str, Mapping[str, object]] = {
             }
         }
     },
+    # The same Worker that may make one attempt only: no failover, so nothing needs the body's
+    # bytes twice and it streams through unread, as the recipe's does. Beside "aigw" it shows
+    # what buffering the body for failover costs.
+    "aigw-no-failover": {"maxAttempts": 1},
 }
 """aigw's Worker as benchmarked: target name -> `aigw:` settings added to the benchmark's own."""
 WORKER_TARGET_NAMES = (*AIGW_VARIANTS, "baseline")

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-TARGETS = ("direct", "aigw", "aigw-policy", "baseline", "litellm")
+TARGETS = ("direct", "aigw", "aigw-policy", "aigw-no-failover", "baseline", "litellm")
 PLAIN_FIGURES = ("p50_ms", "p99_ms", "added_p50_ms", "added_p99_ms", "rps")
 STREAM_FIGURES = (
     "ttfc_p50_ms",
@@ -57,12 +57,14 @@ def results(document: dict[str, Any]) -> dict[str, dict[str, object]]:
 
 
 def test_bench_reports_every_target(results: dict[str, dict[str, object]]) -> None:
-    """All five targets are in the JSON; LiteLLM, absent here, is skipped with the reason."""
+    """All six targets are in the JSON; LiteLLM, absent here, is skipped with the reason."""
     assert tuple(results) == TARGETS
     assert "not installed" in str(results["litellm"]["skipped"])
 
 
-@pytest.mark.parametrize("target", ["direct", "baseline", "aigw", "aigw-policy"])
+@pytest.mark.parametrize(
+    "target", ["direct", "baseline", "aigw", "aigw-policy", "aigw-no-failover"]
+)
 def test_bench_measures_every_figure(results: dict[str, dict[str, object]], target: str) -> None:
     """Each measured target has every figure at every concurrency, and no failed request."""
     if target.startswith("aigw") and not _aigw_worker_exists():
