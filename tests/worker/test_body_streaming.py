@@ -38,6 +38,7 @@ class HeadWatchingGateway:
 
 @pytest.fixture
 def gateway() -> Iterator[HeadWatchingGateway]:
+    """The gateway, serving one request in a thread until the test ends."""
     listener = socket.create_server(("127.0.0.1", 0))
     watcher = HeadWatchingGateway(url=f"http://127.0.0.1:{listener.getsockname()[1]}")
 
@@ -57,10 +58,11 @@ def gateway() -> Iterator[HeadWatchingGateway]:
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
-    with listener:
+    try:
         yield watcher
-        listener.close()
-    thread.join(timeout=HEAD_WAIT)
+    finally:
+        listener.close()  # also ends the wait in accept() of a test whose request never came
+        thread.join(timeout=HEAD_WAIT)
 
 
 def _send_in_two_halves(
