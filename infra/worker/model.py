@@ -1260,7 +1260,7 @@ def _final(answer: UpstreamResponse | None, provider: Provider) -> Response:
             "upstream_key_rejected",
             f"{provider.slug} refused this request with every API key tried: the keys may be "
             "revoked (the operator should check the key pool), or the request itself is not "
-            "allowed (an OpenAI-Organization or OpenAI-Project header, say)",
+            "allowed (a model the keys' organization may not use, say)",
             kept,
             kind=UPSTREAM_ERROR_TYPE,
         )
