@@ -815,6 +815,8 @@ def preflight(config: WorkerConfig, headers: Mapping[str, str]) -> Response:
 
 POLICY_ERROR_TYPES = {401: "authentication_error", 403: "permission_error", 429: "rate_limit_error"}
 """The OpenAI error `type` of each policy refusal's status."""
+IDENTITY_ENCODINGS = ("", "identity")
+"""The request `Content-Encoding`s a body is read as it comes (none, or `identity`)."""
 _PRINTABLE_NAME = re.compile(r"[!-~]{1,256}")
 """A model name a refusal may quote: printable ASCII, as `models` patterns are."""
 
@@ -894,8 +896,10 @@ def check_policy(
     body: bytes,
     now_ms: int,
     limiter: Callable[[ClientRateLimit], FixedWindowLimiter],
+    encoding: str = "",
 ) -> Response | None:
-    """The refusal of the client's policy for this request, or None when it may go upstream.
+    """The refusal of the client's policy for this request, or None when it may go upstream;
+    `encoding` is the request's `Content-Encoding`.
 
     In DESIGN §4's order: expiry, provider, endpoint and models, rate limit. The rate limit is
     checked last, so refused requests never count against it; the body is parsed only when
@@ -919,7 +923,7 @@ def check_policy(
             + ", ".join(policy.providers),
         )
     if policy.models is not None:
-        refusal = check_models(client, policy, provider.slug, method, rest, body)
+        refusal = check_models(client, policy, provider.slug, method, rest, body, encoding)
         if refusal is not None:
             return refusal
     rate = policy.rate_limit
@@ -935,7 +939,13 @@ def check_policy(
 
 
 def check_models(
-    client: str, policy: ClientPolicy, slug: str, method: str, rest: str, body: bytes
+    client: str,
+    policy: ClientPolicy,
+    slug: str,
+    method: str,
+    rest: str,
+    body: bytes,
+    encoding: str = "",
 ) -> Response | None:
     """The refusal of a client with `models` for this request, or None: the endpoint must be one
     `ENDPOINTS` lists or `endpoints` opens, and every model the request names must be listed."""
@@ -954,6 +964,9 @@ def check_models(
     # GET carries no body upstream; POST always does, DELETE when it has one.
     if method == "POST" or (method == "DELETE" and body):
         reads = endpoint is not None and endpoint.reads_body
+        if encoding.lower() not in IDENTITY_ENCODINGS:
+            # A compressed body is not read here, and a provider that inflates it would read it.
+            return _model_error(client, "send the body without a Content-Encoding")
         try:
             document = read_json(body)
         except AmbiguousJson:
@@ -1137,6 +1150,7 @@ class Isolate:
             request.body,
             self.clock_ms(),
             self.rate_limiter,
+            headers.get("content-encoding", ""),
         )
         if refusal is not None:
             return refusal
