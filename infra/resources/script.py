@@ -11,11 +11,9 @@ import pulumi_cloudflare as cloudflare
 import pulumi_random as random
 
 from infra.providers import secret_values
-from infra.settings import DEFAULT_CLIENT, Settings, rate_limit_bindings
+from infra.settings import DEFAULT_CLIENT, GENERATED_TOKEN_LENGTH, Settings, rate_limit_bindings
 from infra.worker.render import COMPATIBILITY_DATE, MAIN_MODULE
 
-GENERATED_TOKEN_LENGTH = 48
-"""48 letters and digits: about 285 random bits, beyond any guessing."""
 WORKERS_DEV = "workers.dev"
 NAMESPACE_ID_RANGE = 2**31 - 1
 """Rate-limit namespace ids are positive integers (as text); kept within a signed 32-bit int."""
