@@ -103,6 +103,21 @@ def run_permission_group_id(groups: Sequence[PermissionGroup]) -> str:
     )
 
 
+def api_json(value: object) -> str:
+    """`value` as JSON text in the form the Cloudflare API gives back and the provider stores.
+
+    The provider keeps a token policy's `resources` as the raw JSON of the API's answer
+    (terraform-provider-cloudflare internal/services/account_token/custom.go), which is compact
+    with keys in order, as Go's encoding/json writes it (so also `<`, `>`, `&`, U+2028 and
+    U+2029 escaped). Any other spelling of the same document differs from what a refresh reads,
+    and every `pulumi up` would plan an update.
+    """
+    text = json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+    for character in "<>&\u2028\u2029":
+        text = text.replace(character, f"\\u{ord(character):04x}")
+    return text
+
+
 def token_policies(
     account_id: str, permission_group_id: str
 ) -> list[cloudflare.AccountTokenPolicyArgsDict]:
@@ -111,7 +126,7 @@ def token_policies(
         {
             "effect": "allow",
             "permission_groups": [{"id": permission_group_id}],
-            "resources": json.dumps({f"com.cloudflare.api.account.{account_id}": "*"}),
+            "resources": api_json({f"com.cloudflare.api.account.{account_id}": "*"}),
         }
     ]
 
