@@ -177,5 +177,8 @@ def create_custom_domain(
         hostname=domain.hostname,
         zone_id=domain.zone_id,
         service=script.script_name,
-        opts=pulumi.ResourceOptions(parent=parent, depends_on=[script]),
+        # A new workerName replaces the attachment with one for the same hostname. Created first,
+        # the new one would take over the hostname's attachment, and deleting the old id could
+        # then detach it: the old goes first, leaving the hostname unserved for a moment.
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=[script], delete_before_replace=True),
     )

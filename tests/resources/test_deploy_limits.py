@@ -1,12 +1,15 @@
-"""Deploys Cloudflare accepts whatever the number of keys and clients."""
+"""Deploys Cloudflare accepts whatever their size, and a Worker rename that keeps its hostname."""
 
 from __future__ import annotations
 
-from pulumi_harness import ACCOUNT, reveal, run_program
+import pytest
+from pulumi_harness import ACCOUNT, ZONE, reveal, run_program
 
+from infra.resources.gateway import FREE_PLAN_MAX_LOGS
 from infra.secret_bindings import WORKER_VARIABLE_LIMITS
 
 SCRIPT = "cloudflare:index/workersScript:WorkersScript"
+CUSTOM_DOMAIN = "cloudflare:index/workersCustomDomain:WorkersCustomDomain"
 
 # About 32 OpenAI project keys (164 characters each) used to overflow one variable; 40 need two.
 PROJECT_KEYS = [f"sk-proj-test-{number:03d}-" + "k" * 147 for number in range(40)]
@@ -44,3 +47,36 @@ def test_a_stack_over_the_variable_limit_registers_nothing() -> None:
     run = run_program(MINIMAL | {"providerKeys": {"openai": keys}}, expect_error=True)
     assert "need 65 Worker variables" in str(run.error)
     assert run.registrations == []
+
+
+@pytest.mark.parametrize(
+    ("max_logs", "warned"),
+    [(FREE_PLAN_MAX_LOGS, False), (FREE_PLAN_MAX_LOGS + 1, True), (10_000_000, True)],
+)
+def test_log_retention_above_the_free_plan_warns_once(max_logs: int, warned: bool) -> None:
+    """Above 100,000 logs the preview prints one warning naming the Free plan's limit; the value
+    still reaches the gateway, which the provider accepts up to 10,000,000."""
+    run = run_program(MINIMAL | {"logRetention": {"maxLogs": max_logs}})
+    gateway = run.one("cloudflare:index/aiGateway:AiGateway")
+    assert gateway.inputs["logManagement"] == max_logs
+    about_logs = [warning for warning in run.warnings if "maxLogs" in warning]
+    if not warned:
+        assert about_logs == []
+        return
+    assert len(about_logs) == 1
+    assert f"aigw:logRetention.maxLogs is {max_logs:,}" in about_logs[0]
+    assert "Workers Free plan AI Gateway stores at most 100,000 logs" in about_logs[0]
+
+
+def test_no_warning_for_a_stack_within_every_limit() -> None:
+    """A stack without log retention, or with the default, hears nothing."""
+    assert run_program(MINIMAL).warnings == []
+
+
+def test_the_custom_domain_is_deleted_before_it_is_replaced() -> None:
+    """A rename replaces the hostname's attachment; the old one goes first, so deleting it can
+    never detach the new one (the hostname is unserved for a moment instead)."""
+    config = MINIMAL | {"customDomain": {"zoneId": ZONE, "hostname": "ai.example.com"}}
+    run = run_program(config)
+    assert run.one(CUSTOM_DOMAIN).delete_before_replace
+    assert [r.type for r in run.registrations if r.delete_before_replace] == [CUSTOM_DOMAIN]
