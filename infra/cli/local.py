@@ -304,7 +304,13 @@ def _copy_new(log: BinaryIO) -> None:
 
 
 def _check_port_free(port: int) -> None:
+    """Refuse a port that another process listens on, before workerd is started.
+
+    SO_REUSEADDR, as servers (workerd too) set it: connections of a stopped `aigw dev` linger in
+    TIME_WAIT for a minute and must not block a restart on the same port; a listener still does.
+    """
     with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
         except OSError as error:

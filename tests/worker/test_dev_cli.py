@@ -359,6 +359,29 @@ def test_dev_names_a_busy_port(
     assert "--port" in err
 
 
+def test_dev_restarts_on_the_port_it_just_served(
+    project: Path, upstream: FakeGateway, dev_process: list[subprocess.Popen[str]]
+) -> None:
+    """Stopped while a client kept its connection open, `aigw dev` starts again at once on the
+    same port: the connection the server closed lingers in TIME_WAIT, and must not make the port
+    look busy (it did, for a minute)."""
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    for _ in range(2):
+        process = _start_dev(project, "--port", str(port), "--upstream", upstream.url)
+        dev_process.append(process)
+        url, _ = _ready(process)
+        assert url == f"http://127.0.0.1:{port}"
+        # A keep-alive client, as SDKs are: the server side closes first when aigw dev stops.
+        with httpx.Client() as client:
+            answer = client.get(url + "/v1/models", headers={"authorization": f"Bearer {TOKEN}"})
+            assert answer.status_code == 200
+            process.send_signal(signal.SIGINT)
+            _, stderr = process.communicate(timeout=20)
+        assert process.returncode == 0, stderr
+
+
 def test_dev_refuses_a_choice_between_stacks(
     project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
