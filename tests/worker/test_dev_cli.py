@@ -457,3 +457,22 @@ def test_source_command_writes_a_file_without_a_stack(
     raw = {"accountId": "0" * 32, "providerKeys": {"openai": ["k"]}}
     assert written == _expected_source(raw, "dev")
     assert "sk-test-dev-a" not in written and TOKEN not in written
+
+
+def test_source_command_reads_numbered_bindings_and_refuses_a_gap(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`aigw render` takes the providers of numbered bindings as `aigw dev` does (the source is
+    the same: the Worker finds the parts itself), and stops on a part it would never read."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".dev.vars").write_text(NUMBERED_VARS)
+    status, out, err = _run(["render"], capsys)
+    assert (status, err) == (0, "")
+    assert out == _expected_source(
+        {"accountId": "0" * 32, "providerKeys": {"openai": ["k"]}}, "dev"
+    )
+    assert "sk-test-dev-b" not in out and "tok-test-dev-ci-0002" not in out
+    (tmp_path / ".dev.vars").write_text(NUMBERED_VARS + "CLIENT_TOKENS_4=late:tok-test-late-0004\n")
+    status, out, err = _run(["render"], capsys)
+    assert (status, out) == (1, "")
+    assert err.startswith("aigw render: error: CLIENT_TOKENS_4 is set, but a Worker reads")
