@@ -72,9 +72,7 @@ def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.Argument
 
 def _fix_width(parser: argparse.ArgumentParser) -> None:
     """Format help as on a terminal `HELP_COLUMNS` wide, whatever the terminal here is."""
-    parser.formatter_class = functools.partial(
-        argparse.HelpFormatter, width=HELP_COLUMNS - 2
-    )
+    parser.formatter_class = functools.partial(argparse.HelpFormatter, width=HELP_COLUMNS - 2)
 
 
 def pages(root: Path) -> dict[Path, str]:

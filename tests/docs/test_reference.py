@@ -60,7 +60,7 @@ def test_a_setting_declared_only_in_pulumi_yaml_stops_the_generator() -> None:
     """A new key in Pulumi.yaml without its type and allowed values in the code is an error
     naming it, so the reference can never leave a setting out."""
     project = {**PROJECT, "config": {**PROJECT["config"], "aigw:newSetting": {"default": ""}}}
-    with pytest.raises(ReferenceError, match="aigw:newSetting is in Pulumi.yaml but not in"):
+    with pytest.raises(ReferenceError, match=r"aigw:newSetting is in Pulumi\.yaml but not in"):
         settings_reference(project)
 
 
@@ -104,9 +104,10 @@ def test_allowed_values_follow_the_validation_constants() -> None:
     for key in ("maxAttempts", "maxBodyBytes", "cacheTtl"):
         low, high = map(int, re.findall(r"\d+", SETTING_FORMS[key].allowed))
         assert f"**Allowed:** {SETTING_FORMS[key].allowed}" in page
-        load({**REQUIRED, key: high}, "dev")
-        with pytest.raises(SettingsError, match=f"aigw:{key}: got {high + 1}"):
-            load({**REQUIRED, key: high + 1}, "dev")
+        for edge, beyond in ((low, low - 1), (high, high + 1)):
+            load({**REQUIRED, key: edge}, "dev")
+            with pytest.raises(SettingsError, match=f"aigw:{key}: got {beyond};"):
+                load({**REQUIRED, key: beyond}, "dev")
 
 
 def test_cli_reference_lists_every_command_and_option() -> None:

@@ -57,6 +57,6 @@ def test_every_page_opens_with_what_the_reader_can_do() -> None:
         lines = page.read_text().splitlines()
         assert lines[0].startswith("# "), page
         opening = " ".join(lines[2:4])
-        assert re.match(r"This page (lets you|tells you|takes you|shows|sets up|gets|is for)", opening), (
-            f"{page.relative_to(ROOT)} opens with {opening[:80]!r}"
-        )
+        assert re.match(
+            r"This page (lets you|tells you|takes you|shows|sets up|gets|is for)", opening
+        ), f"{page.relative_to(ROOT)} opens with {opening[:80]!r}"
