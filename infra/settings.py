@@ -73,6 +73,134 @@ KNOWN_KEYS = (
     "gatewayToken",
 )
 SECRET_KEYS = frozenset({"providerKeys", "clientTokens", "gatewayToken"})
+MAX_GATEWAY_RATE_LIMIT = 1_000_000
+MAX_GATEWAY_RATE_INTERVAL = 86_400
+_TECHNIQUES = "`fixed` (default) or `sliding`"
+_NAME_RULE = "lowercase letters, digits and `-`, starting and ending with a letter or digit"
+_CLIENT_NAME_RULE = "names of 1-64 letters, digits, `.`, `_` or `-`"
+
+
+@dataclass(frozen=True)
+class SettingForm:
+    """How a setting is written and what it accepts, as the settings reference shows it.
+
+    The reference (docs/reference/settings.md) is generated from these, the constants the
+    validation below uses, and Pulumi.yaml's descriptions and defaults.
+    """
+
+    type: str
+    allowed: str
+
+
+SETTING_FORMS: Mapping[str, SettingForm] = MappingProxyType(
+    {
+        "accountId": SettingForm("string", "32 lowercase hex digits"),
+        "providerKeys": SettingForm(
+            "object `{provider: [keys]}`",
+            f"providers {', '.join(f'`{slug}`' for slug in PROVIDERS)}; each a list of one or "
+            "more keys without white space or commas, each key once and at most "
+            f"{WORKER_VARIABLE_LIMITS.value_bytes} bytes",
+        ),
+        "clientTokens": SettingForm(
+            "object `{name: token or [tokens]}`",
+            f"{_CLIENT_NAME_RULE}; tokens of at least {MIN_CLIENT_TOKEN_LENGTH} characters "
+            "without white space or commas, each used once, `name:token` at most "
+            f"{WORKER_VARIABLE_LIMITS.value_bytes} bytes",
+        ),
+        "clients": SettingForm(
+            "object `{name: policy}`",
+            f'{_CLIENT_NAME_RULE}, or `"*"`; each policy has the fields of the '
+            f"[client policy](#client-policy-fields); at most {MAX_SPEND_LIMIT_RULES} "
+            "budgets in all, with `budget`",
+        ),
+        "budget": SettingForm(
+            "object `{limit, window, technique}`",
+            f"`limit` US dollars > 0; `window` {MIN_BUDGET_WINDOW} to {MAX_BUDGET_WINDOW} "
+            f"seconds; `technique` {_TECHNIQUES}",
+        ),
+        "gatewayToken": SettingForm(
+            "string",
+            "a Cloudflare API token with AI Gateway Run, without white space, at most "
+            f"{WORKER_VARIABLE_LIMITS.value_bytes} bytes",
+        ),
+        "gatewayId": SettingForm("string", f"{_NAME_RULE}; at most 64 characters"),
+        "cacheTtl": SettingForm("integer (seconds)", f"0 (off) to {MAX_CACHE_TTL}"),
+        "cacheInvalidateOnUpdate": SettingForm("boolean", "`true` or `false`"),
+        "collectLogs": SettingForm("boolean", "`true` or `false`"),
+        "rateLimit": SettingForm(
+            "object `{limit, interval, technique}`",
+            f"`limit` 1 to {MAX_GATEWAY_RATE_LIMIT} requests; `interval` 1 to "
+            f"{MAX_GATEWAY_RATE_INTERVAL} seconds; `technique` {_TECHNIQUES}",
+        ),
+        "logRetention": SettingForm(
+            "object `{maxLogs, strategy}`",
+            f"`maxLogs` {LOG_RETENTION_RANGE[0]} to {LOG_RETENTION_RANGE[1]}; `strategy` "
+            "`STOP_INSERTING` (default) or `DELETE_OLDEST`",
+        ),
+        "workerName": SettingForm("string", f"{_NAME_RULE}; at most 63 characters"),
+        "workersDev": SettingForm("boolean", "`true` or `false` (`false` needs `customDomain`)"),
+        "customDomain": SettingForm(
+            "object `{zoneId, hostname}`",
+            "`zoneId` 32 lowercase hex digits; `hostname` a DNS name such as `ai.example.com`",
+        ),
+        "corsOrigins": SettingForm(
+            "list of strings",
+            'one or more of `"*"` or `scheme://host[:port]`, with no path or trailing `/`',
+        ),
+        "maxAttempts": SettingForm("integer", f"1 to {MAX_ATTEMPTS}"),
+        "maxBodyBytes": SettingForm("integer (bytes)", f"1 to {MAX_BODY_BYTES}"),
+        "protect": SettingForm("boolean", "`true` or `false`"),
+    }
+)
+"""Every setting of `KNOWN_KEYS`: its type and allowed values, for the settings reference."""
+
+
+@dataclass(frozen=True)
+class PolicyField:
+    """One field of a client policy (`aigw:clients.<name>.<field>`), as the reference shows it."""
+
+    type: str
+    allowed: str
+    description: str
+
+
+CLIENT_POLICY_FIELDS: Mapping[str, PolicyField] = MappingProxyType(
+    {
+        "models": PolicyField(
+            "list of strings",
+            f"one or more model names or globs where `*` matches any run of characters; at "
+            f"most {MAX_MODEL_PATTERN_LENGTH} printable characters each, no spaces",
+            "The only models the client may call. A `POST` whose model cannot be read is "
+            "refused. Enforced by the Worker.",
+        ),
+        "providers": PolicyField(
+            "list of strings",
+            "one or more provider slugs that have keys in `providerKeys`",
+            "The only providers the client may call. Enforced by the Worker.",
+        ),
+        "rateLimit": PolicyField(
+            "object `{limit, period}`",
+            f"`limit` 1 to {MAX_CLIENT_RATE_LIMIT} requests; `period` "
+            f"{' or '.join(str(period) for period in RATE_LIMIT_PERIODS)} seconds",
+            "Requests per period, counted per client; refused requests do not count. Enforced "
+            "by the Worker through a Workers Rate Limiting binding.",
+        ),
+        "budget": PolicyField(
+            "object `{limit, window, technique}`",
+            f"`limit` US dollars > 0; `window` {MIN_BUDGET_WINDOW} to {MAX_BUDGET_WINDOW} "
+            f"seconds; `technique` {_TECHNIQUES}",
+            'A spend cap: one AI Gateway spend-limit rule on the client\'s metadata (a `"*"` '
+            "budget is one rule per client without an entry of its own).",
+        ),
+        "expires": PolicyField(
+            "string (ISO 8601)",
+            "a date such as `2026-12-31` (its start, 00:00 UTC) or a date-time such as "
+            "`2026-12-31T18:00:00Z` (UTC when it has no offset)",
+            "From then on every token of the client is refused. Enforced by the Worker.",
+        ),
+    }
+)
+"""Every field a client policy accepts (`ClientPolicy`'s fields, camelCase), for the reference."""
 
 
 class SettingsError(ValueError):
@@ -407,8 +535,8 @@ class _Reader:
         if technique not in ("fixed", "sliding"):
             _fail("rateLimit.technique", _show(technique), "expected 'fixed' or 'sliding'")
         return RateLimit(
-            limit=_whole("rateLimit.limit", fields["limit"], 1, 1_000_000),
-            interval=_whole("rateLimit.interval", fields["interval"], 1, 86_400),
+            limit=_whole("rateLimit.limit", fields["limit"], 1, MAX_GATEWAY_RATE_LIMIT),
+            interval=_whole("rateLimit.interval", fields["interval"], 1, MAX_GATEWAY_RATE_INTERVAL),
             technique=technique,
         )
 
@@ -574,8 +702,7 @@ class _Reader:
         """One client's policy at `key`; null or {} is a client with no restriction."""
         if value is None:
             return ClientPolicy()
-        optional = {"models", "providers", "rateLimit", "budget", "expires"}
-        fields = _object(key, value, set(), optional)
+        fields = _object(key, value, set(), set(CLIENT_POLICY_FIELDS))
         rate_limit = None
         if fields.get("rateLimit") is not None:
             rate = _object(f"{key}.rateLimit", fields["rateLimit"], {"limit", "period"}, set())

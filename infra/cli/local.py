@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
+from infra.cli.demo import demo_banner, demo_bindings, demo_gateway, demo_settings
 from infra.cli.stackfile import (
     StackFileError,
     find_stack_file,
@@ -87,6 +88,12 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
         metavar="FILE",
         type=Path,
         help=f"dotenv file of secret bindings (default {DEFAULT_VARS}, if it exists)",
+    )
+    dev.add_argument(
+        "--demo",
+        action="store_true",
+        help="try it without an account: a built-in stand-in gateway on loopback, demo keys "
+        "(one always rate-limited) and a demo client token; prints what to try",
     )
     dev.set_defaults(handler=_run_dev)
 
@@ -234,6 +241,14 @@ def _serve(args: argparse.Namespace, stop: threading.Event) -> int:
     """Check the input, then serve the Worker until `stop` is set."""
     if not 0 <= args.port <= 65535:
         raise LocalError(f"--port {args.port} is outside 0-65535")
+    if args.demo:
+        given = [f"--{name}" for name in ("stack", "upstream", "vars") if getattr(args, name)]
+        if given:
+            raise LocalError(
+                f"--demo brings its own settings, secrets and gateway; drop {', '.join(given)}"
+            )
+        with demo_gateway() as demo_url:
+            return _run_worker(args, stop, demo_settings(), demo_bindings(), demo_url, demo=True)
     gateway_url = check_upstream(args.upstream) if args.upstream is not None else None
     bindings = load_bindings(args.vars, os.environ)
     settings = stack_settings(args.stack, bindings, Path.cwd())
@@ -248,6 +263,19 @@ def _serve(args: argparse.Namespace, stop: threading.Event) -> int:
             f"missing secret bindings {', '.join(missing)}: set them in {vars_file} "
             "(NAME=value lines) or as environment variables"
         )
+    return _run_worker(args, stop, settings, bindings, gateway_url)
+
+
+def _run_worker(
+    args: argparse.Namespace,
+    stop: threading.Event,
+    settings: Settings,
+    bindings: Mapping[str, str],
+    gateway_url: str | None,
+    *,
+    demo: bool = False,
+) -> int:
+    """Serve the Worker rendered from `settings` until `stop` is set, printing what it serves."""
     if args.port:
         _check_port_free(args.port)
     source = render_worker(settings, gateway_url=gateway_url)
@@ -255,6 +283,10 @@ def _serve(args: argparse.Namespace, stop: threading.Event) -> int:
     limits = rate_limit_bindings(settings)
     with serve_worker(source, bindings, port=args.port, rate_limits=limits) as worker:
         upstream = gateway_url or settings.gateway_url
+        demo_lines = ""
+        if demo:
+            upstream = "the demo gateway on loopback (canned answers; no provider is called)"
+            demo_lines = demo_banner(worker.url) + "\n"
         rate_lines = "".join(
             f"  rate limit       {name} ({rate.limit} per {rate.period} s, local stand-in)\n"
             for name, rate in limits.items()
@@ -265,6 +297,7 @@ def _serve(args: argparse.Namespace, stop: threading.Event) -> int:
             f"  providers        {', '.join(settings.providers)}\n"
             f"  upstream         {upstream}\n"
             f"{rate_lines}"
+            f"{demo_lines}"
             "Press Ctrl-C to stop.",
             flush=True,
         )
