@@ -11,7 +11,8 @@ from datetime import UTC, date, datetime
 from types import MappingProxyType
 from typing import Literal, NoReturn, cast
 
-from infra.providers import BINDING_SEPARATORS, PROVIDERS
+from infra.providers import BINDING_SEPARATORS, PROVIDERS, secret_values
+from infra.secret_bindings import WORKER_VARIABLE_LIMITS, entry_bytes
 
 NAMESPACE = "aigw"
 GATEWAY_HOST = "gateway.ai.cloudflare.com"
@@ -29,6 +30,8 @@ _ORIGIN = re.compile(r"https?://[a-z0-9.-]+(?::[0-9]{1,5})?", re.IGNORECASE)
 _CLIENT_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 MIN_CLIENT_TOKEN_LENGTH = 16
+GENERATED_TOKEN_LENGTH = 48
+"""A generated client token: 48 letters and digits, about 285 random bits, beyond any guessing."""
 MAX_CACHE_TTL = 30 * 24 * 3600
 DEFAULT_MAX_ATTEMPTS = 3
 MAX_ATTEMPTS = 10
@@ -95,12 +98,14 @@ SETTING_FORMS: Mapping[str, SettingForm] = MappingProxyType(
         "providerKeys": SettingForm(
             "object `{provider: [keys]}`",
             f"providers {', '.join(f'`{slug}`' for slug in PROVIDERS)}; each a list of one or "
-            "more keys without white space or commas, each key once",
+            "more keys without white space or commas, each key once and at most "
+            f"{WORKER_VARIABLE_LIMITS.value_bytes} bytes",
         ),
         "clientTokens": SettingForm(
             "object `{name: token or [tokens]}`",
             f"{_CLIENT_NAME_RULE}; tokens of at least {MIN_CLIENT_TOKEN_LENGTH} characters "
-            "without white space or commas, each used once",
+            "without white space or commas, each used once, `name:token` at most "
+            f"{WORKER_VARIABLE_LIMITS.value_bytes} bytes",
         ),
         "clients": SettingForm(
             "object `{name: policy}`",
@@ -114,7 +119,9 @@ SETTING_FORMS: Mapping[str, SettingForm] = MappingProxyType(
             f"seconds; `technique` {_TECHNIQUES}",
         ),
         "gatewayToken": SettingForm(
-            "string", "a Cloudflare API token with AI Gateway Run, without white space"
+            "string",
+            "a Cloudflare API token with AI Gateway Run, without white space, at most "
+            f"{WORKER_VARIABLE_LIMITS.value_bytes} bytes",
         ),
         "gatewayId": SettingForm("string", f"{_NAME_RULE}; at most 64 characters"),
         "cacheTtl": SettingForm("integer (seconds)", f"0 (off) to {MAX_CACHE_TTL}"),
@@ -356,6 +363,7 @@ def load(raw: Mapping[str, object], stack: str) -> tuple[Settings, Secrets]:
         client_tokens=reader.client_tokens(),
         gateway_token=reader.gateway_token(),
     )
+    _check_secret_variables(settings, secrets)
     rules = spend_limit_rules(settings, client_names(settings, secrets))
     if len(rules) > MAX_SPEND_LIMIT_RULES:
         clients = len(rules) - (settings.budget is not None)
@@ -367,6 +375,34 @@ def load(raw: Mapping[str, object], stack: str) -> tuple[Settings, Secrets]:
             "counts once for every client without an entry of its own",
         )
     return settings, secrets
+
+
+def _check_secret_variables(settings: Settings, secrets: Secrets) -> None:
+    """Refuse secrets that need more Worker variables than Cloudflare allows one Worker.
+
+    Counted exactly as `pulumi up` will pack them: a generated token has a known length, and the
+    gateway token, one variable whatever its value, is always bound (configured or created).
+    """
+    stand_in = "x" * GENERATED_TOKEN_LENGTH
+    client_tokens = {
+        client: secrets.client_tokens.get(client, (stand_in,))
+        for client in client_names(settings, secrets)
+    }
+    keys = secret_values(secrets.provider_keys, None, None)
+    tokens = secret_values({}, client_tokens, None)
+    needed = len(keys) + len(tokens) + 1
+    limits = WORKER_VARIABLE_LIMITS
+    if needed > limits.per_worker:
+        _fail(
+            "providerKeys" if len(keys) >= len(tokens) else "clientTokens",
+            f"keys and client tokens that need {needed} Worker variables ({len(keys)} for "
+            f"provider keys, {len(tokens)} for client tokens, 1 for the gateway token, each "
+            f"at most {limits.value_bytes} bytes)",
+            f"Cloudflare allows {limits.per_worker_free} variables per Worker on Workers Free "
+            f"and {limits.per_worker_paid} on Paid, and aigw keeps to {limits.per_worker} so "
+            "that any plan takes the stack: remove keys or clients no longer used, or split "
+            "them over two stacks",
+        )
 
 
 def policy_of(settings: Settings, client: str) -> ClientPolicy | None:
@@ -596,6 +632,7 @@ class _Reader:
                     _fail(
                         where, "a key containing white space or a comma", "keys are single tokens"
                     )
+                _fits_one_variable(where, "a key", key)
                 if key in seen:
                     _fail(
                         where,
@@ -633,6 +670,7 @@ class _Reader:
                 given, paths = [given], [f"clientTokens.{name}"]
             for where, token in zip(paths, given, strict=True):
                 _client_token(where, token)
+                _fits_one_variable(where, "a name:token entry", f"{name}:{token}")
                 if token in seen:
                     _fail(
                         where,
@@ -701,6 +739,7 @@ class _Reader:
                 "expected a Cloudflare API token with AI Gateway Run, "
                 "or leave it unset to create one",
             )
+        _fits_one_variable("gatewayToken", "a token", value)
         return value
 
 
@@ -764,6 +803,18 @@ def _client_token(key: str, token: object) -> None:
         )
     if BINDING_SEPARATORS.search(token):
         _fail(key, "a token containing white space or a comma", "tokens are single words")
+
+
+def _fits_one_variable(key: str, what: str, entry: str) -> None:
+    """A key or token is never split, so its binding entry must fit one Worker variable."""
+    size = entry_bytes(entry)
+    limit = WORKER_VARIABLE_LIMITS.value_bytes
+    if size > limit:
+        _fail(
+            key,
+            f"{what} of {size} bytes",
+            f"Cloudflare stores at most {limit} bytes in one Worker variable",
+        )
 
 
 def _as_whole(value: object) -> int | None:

@@ -7,6 +7,7 @@ from typing import Any
 
 import jinja2
 
+from infra import secret_bindings
 from infra.settings import ClientPolicy, Settings, rate_limit_binding
 from infra.worker import model
 from infra.worker.model import UPSTREAM_TIMEOUT_MS, WorkerConfig, budget_text, expiry_text
@@ -78,6 +79,7 @@ def render_config(config: WorkerConfig) -> str:
         "config": config,
         "providers": providers,
         "model": model,
+        "secret_bindings": secret_bindings,
         "policies": policies,
     }
     return _environment().get_template(TEMPLATE).render(context)
