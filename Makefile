@@ -7,7 +7,7 @@ PYTHON := $(VENV)/bin/python
 PY_STAMP := $(VENV)/.installed-dev
 NODE_STAMP := node_modules/.installed
 
-.PHONY: up destroy preview test install
+.PHONY: up destroy preview test install docs
 
 # Deploy (or update) the stack: the Pulumi CLI creates .venv from requirements.txt by itself.
 up:
@@ -28,7 +28,13 @@ test: install
 
 install: $(PY_STAMP) $(NODE_STAMP)
 
-$(PY_STAMP): requirements.txt requirements-dev.txt pyproject.toml
+# Serve the documentation site on http://127.0.0.1:8000, rebuilt on every change; the reference
+# pages are generated first (python -m infra.cli.reference).
+docs: install
+	$(PYTHON) -m infra.cli.reference
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve --dev-addr 127.0.0.1:8000
+
+$(PY_STAMP): requirements.txt requirements-dev.txt requirements-docs.txt pyproject.toml
 	python3 -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --upgrade pip
 	$(PYTHON) -m pip install --quiet -r requirements-dev.txt

@@ -1,4 +1,4 @@
-"""`python -m bench`: see bench/run.py and BENCHMARKS.md."""
+"""`python -m bench`: see bench/run.py and docs/benchmarks/results.md."""
 
 from bench.run import main
 

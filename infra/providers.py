@@ -6,6 +6,8 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from infra.secret_bindings import packed_bindings
+
 
 @dataclass(frozen=True)
 class Provider:
@@ -65,6 +67,8 @@ BINDING_NAMES = (
     GATEWAY_TOKEN,
 )
 """Every secret binding the Worker reads (DESIGN §3)."""
+PACKED_BINDING_NAMES = (*(provider.binding for provider in PROVIDERS.values()), CLIENT_TOKENS)
+"""The bindings whose entries continue in numbered ones (`NAME_2`, …) past one variable's size."""
 BINDING_SEPARATORS = re.compile(r"[\s,]+")
 """What separates the entries of a secret binding (DESIGN §3): a key or token holding one splits."""
 
@@ -76,17 +80,22 @@ def secret_values(
 ) -> dict[str, str]:
     """The Worker's secret bindings as {name: text} (DESIGN §3), one key or `name:token` a line.
 
-    A client with several tokens (while it rotates) has one `name:token` line per token.
-    `CLIENT_TOKENS` and `GATEWAY_TOKEN` are left out when their value is None.
+    A provider's keys and the client tokens each fill as few variables as Cloudflare's size limit
+    allows (`OPENAI_API_KEYS`, then `OPENAI_API_KEYS_2`, …; see `infra.secret_bindings`). A client
+    with several tokens (while it rotates) has one `name:token` line per token. `CLIENT_TOKENS`
+    and `GATEWAY_TOKEN` are left out when their value is None.
     """
-    values = {PROVIDERS[slug].binding: "\n".join(keys) for slug, keys in provider_keys.items()}
+    values: dict[str, str] = {}
+    for slug, keys in provider_keys.items():
+        values.update(packed_bindings(PROVIDERS[slug].binding, keys))
     if client_tokens is not None:
-        values[CLIENT_TOKENS] = "\n".join(
+        entries = [
             f"{name}:{token}"
             for name, tokens in client_tokens.items()
             # A lone string is one token, not a sequence of one-letter tokens.
             for token in ((tokens,) if isinstance(tokens, str) else tokens)
-        )
+        ]
+        values.update(packed_bindings(CLIENT_TOKENS, entries))
     if gateway_token is not None:
         values[GATEWAY_TOKEN] = gateway_token
     return values

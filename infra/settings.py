@@ -11,7 +11,8 @@ from datetime import UTC, date, datetime
 from types import MappingProxyType
 from typing import Literal, NoReturn, cast
 
-from infra.providers import BINDING_SEPARATORS, PROVIDERS
+from infra.providers import BINDING_SEPARATORS, PROVIDERS, secret_values
+from infra.secret_bindings import WORKER_VARIABLE_LIMITS, entry_bytes
 
 NAMESPACE = "aigw"
 GATEWAY_HOST = "gateway.ai.cloudflare.com"
@@ -29,6 +30,8 @@ _ORIGIN = re.compile(r"https?://[a-z0-9.-]+(?::[0-9]{1,5})?", re.IGNORECASE)
 _CLIENT_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 MIN_CLIENT_TOKEN_LENGTH = 16
+GENERATED_TOKEN_LENGTH = 48
+"""A generated client token: 48 letters and digits, about 285 random bits, beyond any guessing."""
 MAX_CACHE_TTL = 30 * 24 * 3600
 DEFAULT_MAX_ATTEMPTS = 3
 MAX_ATTEMPTS = 10
@@ -97,6 +100,154 @@ KNOWN_KEYS = (
     "clientGatewayHeaders",
 )
 SECRET_KEYS = frozenset({"providerKeys", "clientTokens", "gatewayToken"})
+MAX_GATEWAY_RATE_LIMIT = 1_000_000
+MAX_GATEWAY_RATE_INTERVAL = 86_400
+_TECHNIQUES = "`fixed` (default) or `sliding`"
+_NAME_RULE = "lowercase letters, digits and `-`, starting and ending with a letter or digit"
+_CLIENT_NAME_RULE = "names of 1-64 letters, digits, `.`, `_` or `-`"
+
+
+@dataclass(frozen=True)
+class SettingForm:
+    """How a setting is written and what it accepts, as the settings reference shows it.
+
+    The reference (docs/reference/settings.md) is generated from these, the constants the
+    validation below uses, and Pulumi.yaml's descriptions and defaults.
+    """
+
+    type: str
+    allowed: str
+
+
+SETTING_FORMS: Mapping[str, SettingForm] = MappingProxyType(
+    {
+        "accountId": SettingForm("string", "32 lowercase hex digits"),
+        "providerKeys": SettingForm(
+            "object `{provider: [keys]}`",
+            f"providers {', '.join(f'`{slug}`' for slug in PROVIDERS)}; each a list of one or "
+            "more keys without white space or commas, each key once and at most "
+            f"{WORKER_VARIABLE_LIMITS.value_bytes} bytes",
+        ),
+        "clientTokens": SettingForm(
+            "object `{name: token or [tokens]}`",
+            f"{_CLIENT_NAME_RULE}; tokens of at least {MIN_CLIENT_TOKEN_LENGTH} characters "
+            "without white space or commas, each used once, `name:token` at most "
+            f"{WORKER_VARIABLE_LIMITS.value_bytes} bytes",
+        ),
+        "clients": SettingForm(
+            "object `{name: policy}`",
+            f'{_CLIENT_NAME_RULE}, or `"*"`; each policy has the fields of the '
+            f"[client policy](#client-policy-fields); at most {MAX_SPEND_LIMIT_RULES} "
+            "budgets in all, with `budget`",
+        ),
+        "budget": SettingForm(
+            "object `{limit, window, technique}`",
+            f"`limit` US dollars > 0; `window` {MIN_BUDGET_WINDOW} to {MAX_BUDGET_WINDOW} "
+            f"seconds; `technique` {_TECHNIQUES}",
+        ),
+        "gatewayToken": SettingForm(
+            "string",
+            "a Cloudflare API token with AI Gateway Run, without white space, at most "
+            f"{WORKER_VARIABLE_LIMITS.value_bytes} bytes",
+        ),
+        "gatewayId": SettingForm("string", f"{_NAME_RULE}; at most 64 characters"),
+        "cacheTtl": SettingForm("integer (seconds)", f"0 (off) to {MAX_CACHE_TTL}"),
+        "cacheInvalidateOnUpdate": SettingForm("boolean", "`true` or `false`"),
+        "collectLogs": SettingForm("boolean", "`true` or `false`"),
+        "rateLimit": SettingForm(
+            "object `{limit, interval, technique}`",
+            f"`limit` 1 to {MAX_GATEWAY_RATE_LIMIT} requests; `interval` 1 to "
+            f"{MAX_GATEWAY_RATE_INTERVAL} seconds; `technique` {_TECHNIQUES}",
+        ),
+        "logRetention": SettingForm(
+            "object `{maxLogs, strategy}`",
+            f"`maxLogs` {LOG_RETENTION_RANGE[0]} to {LOG_RETENTION_RANGE[1]}; `strategy` "
+            "`STOP_INSERTING` (default) or `DELETE_OLDEST`",
+        ),
+        "workerName": SettingForm("string", f"{_NAME_RULE}; at most 63 characters"),
+        "workersDev": SettingForm("boolean", "`true` or `false` (`false` needs `customDomain`)"),
+        "customDomain": SettingForm(
+            "object `{zoneId, hostname}`",
+            "`zoneId` 32 lowercase hex digits; `hostname` a DNS name such as `ai.example.com`",
+        ),
+        "corsOrigins": SettingForm(
+            "list of strings",
+            'one or more of `"*"` or `scheme://host[:port]`, with no path or trailing `/`',
+        ),
+        "maxAttempts": SettingForm("integer", f"1 to {MAX_ATTEMPTS}"),
+        "maxBodyBytes": SettingForm("integer (bytes)", f"1 to {MAX_BODY_BYTES}"),
+        "protect": SettingForm("boolean", "`true` or `false`"),
+        "clientGatewayHeaders": SettingForm(
+            "list of strings",
+            "`cf-aig-<name>` header names, none of the operator's controls ("
+            + ", ".join(f"`{name}`" for name in OPERATOR_GATEWAY_HEADERS)
+            + "); `[]` for none",
+        ),
+    }
+)
+"""Every setting of `KNOWN_KEYS`: its type and allowed values, for the settings reference."""
+
+
+@dataclass(frozen=True)
+class PolicyField:
+    """One field of a client policy (`aigw:clients.<name>.<field>`), as the reference shows it."""
+
+    type: str
+    allowed: str
+    description: str
+
+
+CLIENT_POLICY_FIELDS: Mapping[str, PolicyField] = MappingProxyType(
+    {
+        "models": PolicyField(
+            "list of strings",
+            f"one or more model names or globs where `*` matches any run of characters; at "
+            f"most {MAX_MODEL_PATTERN_LENGTH} printable characters each, no spaces",
+            "The only models the client may call. Every model a request names is checked (the "
+            "path's, the body's `model` and every other key naming one), a request whose models "
+            "cannot all be read is refused, and the client may call only the inference endpoints "
+            "where aigw reads every model a request names, the model listings, and `endpoints`. "
+            "Enforced by the Worker.",
+        ),
+        "providers": PolicyField(
+            "list of strings",
+            "one or more provider slugs that have keys in `providerKeys`",
+            "The only providers the client may call. Enforced by the Worker.",
+        ),
+        "rateLimit": PolicyField(
+            "object `{limit, period}`",
+            f"`limit` 1 to {MAX_CLIENT_RATE_LIMIT} requests; `period` "
+            f"{' or '.join(str(period) for period in RATE_LIMIT_PERIODS)} seconds",
+            "Requests per period, counted per client; refused requests do not count. Enforced "
+            "by the Worker through a Workers Rate Limiting binding.",
+        ),
+        "budget": PolicyField(
+            "object `{limit, window, technique}`",
+            f"`limit` US dollars > 0; `window` {MIN_BUDGET_WINDOW} to {MAX_BUDGET_WINDOW} "
+            f"seconds; `technique` {_TECHNIQUES}",
+            'A spend cap: one AI Gateway spend-limit rule on the client\'s metadata (a `"*"` '
+            "budget is one rule per client without an entry of its own).",
+        ),
+        "expires": PolicyField(
+            "string (ISO 8601)",
+            "a date such as `2026-12-31` (its start, 00:00 UTC) or a date-time such as "
+            "`2026-12-31T18:00:00Z` (UTC when it has no offset)",
+            "From then on every token of the client is refused. Enforced by the Worker.",
+        ),
+        "endpoints": PolicyField(
+            "list of strings",
+            'with `models` only: one or more `"METHOD /path-glob"`, METHOD '
+            + ", ".join(f"`{method}`" for method in ENDPOINT_METHODS)
+            + f", the path as the client sends it (`{OPENAI_CLIENT_ROOT}/...` for OpenAI, "
+            f"`/<provider>/...` for the others) where `*` matches anything, at most "
+            f"{MAX_ENDPOINT_LENGTH} printable characters without spaces, `?` or `#`",
+            'More endpoints a client with `models` may call, e.g. `"GET /v1/files/*"`; on '
+            "one of them only the models a JSON body names are checked. Enforced by the Worker "
+            "(`403 endpoint_not_allowed`).",
+        ),
+    }
+)
+"""Every field a client policy accepts (`ClientPolicy`'s fields, camelCase), for the reference."""
 
 
 class SettingsError(ValueError):
@@ -266,6 +417,7 @@ def load(raw: Mapping[str, object], stack: str) -> tuple[Settings, Secrets]:
         client_tokens=reader.client_tokens(),
         gateway_token=reader.gateway_token(),
     )
+    _check_secret_variables(settings, secrets)
     rules = spend_limit_rules(settings, client_names(settings, secrets))
     if len(rules) > MAX_SPEND_LIMIT_RULES:
         clients = len(rules) - (settings.budget is not None)
@@ -277,6 +429,34 @@ def load(raw: Mapping[str, object], stack: str) -> tuple[Settings, Secrets]:
             "counts once for every client without an entry of its own",
         )
     return settings, secrets
+
+
+def _check_secret_variables(settings: Settings, secrets: Secrets) -> None:
+    """Refuse secrets that need more Worker variables than Cloudflare allows one Worker.
+
+    Counted exactly as `pulumi up` will pack them: a generated token has a known length, and the
+    gateway token, one variable whatever its value, is always bound (configured or created).
+    """
+    stand_in = "x" * GENERATED_TOKEN_LENGTH
+    client_tokens = {
+        client: secrets.client_tokens.get(client, (stand_in,))
+        for client in client_names(settings, secrets)
+    }
+    keys = secret_values(secrets.provider_keys, None, None)
+    tokens = secret_values({}, client_tokens, None)
+    needed = len(keys) + len(tokens) + 1
+    limits = WORKER_VARIABLE_LIMITS
+    if needed > limits.per_worker:
+        _fail(
+            "providerKeys" if len(keys) >= len(tokens) else "clientTokens",
+            f"keys and client tokens that need {needed} Worker variables ({len(keys)} for "
+            f"provider keys, {len(tokens)} for client tokens, 1 for the gateway token, each "
+            f"at most {limits.value_bytes} bytes)",
+            f"Cloudflare allows {limits.per_worker_free} variables per Worker on Workers Free "
+            f"and {limits.per_worker_paid} on Paid, and aigw keeps to {limits.per_worker} so "
+            "that any plan takes the stack: remove keys or clients no longer used, or split "
+            "them over two stacks",
+        )
 
 
 def policy_of(settings: Settings, client: str) -> ClientPolicy | None:
@@ -409,8 +589,8 @@ class _Reader:
         if technique not in ("fixed", "sliding"):
             _fail("rateLimit.technique", _show(technique), "expected 'fixed' or 'sliding'")
         return RateLimit(
-            limit=_whole("rateLimit.limit", fields["limit"], 1, 1_000_000),
-            interval=_whole("rateLimit.interval", fields["interval"], 1, 86_400),
+            limit=_whole("rateLimit.limit", fields["limit"], 1, MAX_GATEWAY_RATE_LIMIT),
+            interval=_whole("rateLimit.interval", fields["interval"], 1, MAX_GATEWAY_RATE_INTERVAL),
             technique=technique,
         )
 
@@ -534,6 +714,7 @@ class _Reader:
                     _fail(
                         where, "a key containing white space or a comma", "keys are single tokens"
                     )
+                _fits_one_variable(where, "a key", key)
                 if key in seen:
                     _fail(
                         where,
@@ -571,6 +752,7 @@ class _Reader:
                 given, paths = [given], [f"clientTokens.{name}"]
             for where, token in zip(paths, given, strict=True):
                 _client_token(where, token)
+                _fits_one_variable(where, "a name:token entry", f"{name}:{token}")
                 if token in seen:
                     _fail(
                         where,
@@ -602,8 +784,7 @@ class _Reader:
         """One client's policy at `key`; null or {} is a client with no restriction."""
         if value is None:
             return ClientPolicy()
-        optional = {"models", "providers", "rateLimit", "budget", "expires", "endpoints"}
-        fields = _object(key, value, set(), optional)
+        fields = _object(key, value, set(), set(CLIENT_POLICY_FIELDS))
         rate_limit = None
         if fields.get("rateLimit") is not None:
             rate = _object(f"{key}.rateLimit", fields["rateLimit"], {"limit", "period"}, set())
@@ -650,6 +831,7 @@ class _Reader:
                 "expected a Cloudflare API token with AI Gateway Run, "
                 "or leave it unset to create one",
             )
+        _fits_one_variable("gatewayToken", "a token", value)
         return value
 
 
@@ -713,6 +895,18 @@ def _client_token(key: str, token: object) -> None:
         )
     if BINDING_SEPARATORS.search(token):
         _fail(key, "a token containing white space or a comma", "tokens are single words")
+
+
+def _fits_one_variable(key: str, what: str, entry: str) -> None:
+    """A key or token is never split, so its binding entry must fit one Worker variable."""
+    size = entry_bytes(entry)
+    limit = WORKER_VARIABLE_LIMITS.value_bytes
+    if size > limit:
+        _fail(
+            key,
+            f"{what} of {size} bytes",
+            f"Cloudflare stores at most {limit} bytes in one Worker variable",
+        )
 
 
 def _as_whole(value: object) -> int | None:

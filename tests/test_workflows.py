@@ -111,6 +111,7 @@ def test_every_expected_workflow_exists() -> None:
         "cloud-test.yml",
         "deploy.yml",
         "destroy.yml",
+        "docs.yml",
         "preview.yml",
         "test.yml",
     ]
@@ -301,7 +302,22 @@ def test_preview_posts_its_diff_on_the_pull_request() -> None:
         for job_id, other in _load(path)["jobs"].items()
         if "write" in (other.get("permissions") or {}).values()
     ]
-    assert writers == ["preview.yml:preview"]
+    assert writers == ["docs.yml:publish", "preview.yml:preview"]
+
+
+def test_docs_are_built_strict_and_published_from_main_only() -> None:
+    """The site is checked and built with --strict, and only its publishing job, after the
+    build, may write, to Pages and nothing else."""
+    workflow = _load(ROOT / ".github" / "workflows" / "docs.yml")
+    assert workflow["on"]["push"] == {"branches": ["main"]}
+    assert "pull_request" not in workflow["on"]
+    runs = [step.get("run", "") for step in workflow["jobs"]["build"]["steps"]]
+    assert "python -m infra.cli.reference --check" in runs
+    assert "mkdocs build --strict --site-dir site" in runs
+    publish = workflow["jobs"]["publish"]
+    assert publish["needs"] == "build"
+    assert publish["permissions"] == {"pages": "write", "id-token": "write"}
+    assert publish["environment"]["name"] == "github-pages"
 
 
 def test_destroy_requires_the_stack_name_typed_twice() -> None:

@@ -27,11 +27,12 @@ CLASSES: tuple[AnswerClass, ...] = get_args(AnswerClass)
 REFUSALS = frozenset({401, 402, 403})
 """Statuses a provider answers when it will not take the key (invalid, revoked, unpaid)."""
 
-Verdict = Literal["replace", "rate-limited", "failing", "unknown", "healthy"]
+Verdict = Literal["replace", "partial", "rate-limited", "failing", "unknown", "healthy"]
 VERDICTS: tuple[Verdict, ...] = get_args(Verdict)
 """Worst first: the order of the table."""
 VERDICT_STYLES: dict[Verdict, str] = {
     "replace": "bold red",
+    "partial": "bold bright_red",
     "rate-limited": "yellow",
     "failing": "magenta",
     "unknown": "dim",
@@ -53,6 +54,7 @@ CLASS_LABELS: dict[AnswerClass, str] = {
 }
 VERDICT_COLOURS: dict[Verdict, str] = {
     "replace": "#b71c1c",
+    "partial": "#e5533d",
     "rate-limited": "#c07800",
     "failing": "#8e44ad",
     "unknown": "#707070",
@@ -83,6 +85,30 @@ def answer_class(log: LogListResponse) -> AnswerClass:
     return "other"
 
 
+@dataclass(frozen=True, order=True)
+class Scope:
+    """Where a key was used: the model and the provider path a log names."""
+
+    model: str
+    path: str
+
+    def __str__(self) -> str:
+        return f"{self.model or '(no model)'} on {self.path or '/'}"
+
+
+@dataclass
+class ScopeAnswers:
+    """A key's successes and refusals in one scope, which say whether it is refused there."""
+
+    latest_ok: datetime | None = None
+    refusals: list[datetime] = field(default_factory=list)
+
+    def refused_since(self) -> datetime | None:
+        """When the scope's current run of refusals began (none since its latest success)."""
+        since = [at for at in self.refusals if self.latest_ok is None or at > self.latest_ok]
+        return min(since, default=None)
+
+
 @dataclass
 class KeyHealth:
     """The answers one provider key got in the window."""
@@ -96,11 +122,19 @@ class KeyHealth:
     """Answers per class in each UTC hour, keyed by the hour's start."""
     last_status: int | None = None
     last_seen: datetime | None = None
+    scopes: dict[Scope, ScopeAnswers] = field(default_factory=dict)
+    """Successes and refusals by model and path: a key may be refused on some and not others."""
 
     def add(self, log: LogListResponse) -> None:
         """Count one logged answer."""
         kind = answer_class(log)
         moment = log.created_at
+        if kind in ("ok", "refused"):
+            answers = self.scopes.setdefault(Scope(log.model or "", log.path or ""), ScopeAnswers())
+            if kind == "refused":
+                answers.refusals.append(moment)
+            elif answers.latest_ok is None or moment > answers.latest_ok:
+                answers.latest_ok = moment
         self.counts[kind] += 1
         if kind not in self.latest or moment >= self.latest[kind]:
             self.latest[kind] = moment
@@ -117,16 +151,28 @@ class KeyHealth:
         return sum(self.counts.values())
 
     @property
+    def refused_on(self) -> dict[Scope, datetime]:
+        """The models and paths where the key is refused still (no success there since), with
+        when that began."""
+        refused = {scope: answers.refused_since() for scope, answers in self.scopes.items()}
+        return {scope: since for scope, since in sorted(refused.items()) if since is not None}
+
+    @property
     def verdict(self) -> Verdict:
-        """`replace` when refused since its last success, else rate-limited, failing, healthy."""
+        """`replace` when refused and nothing has succeeded since; `partial` when refused on some
+        models or paths but succeeding elsewhere since; else rate-limited, failing, healthy."""
         success = self.latest.get("ok")
+        refused = self.refused_on
+        if refused:
+            # A revoked key fails everywhere from one moment on; a key refused only on some
+            # models or paths (a project key without access to one model) goes on succeeding.
+            began = min(refused.values())
+            return "partial" if success is not None and success > began else "replace"
 
         def since_success(kind: AnswerClass) -> bool:
             moment = self.latest.get(kind)
             return moment is not None and (success is None or moment > success)
 
-        if since_success("refused"):
-            return "replace"
         if since_success("rateLimited"):
             return "rate-limited"
         if since_success("serverErrors"):
@@ -146,6 +192,10 @@ class KeyHealth:
             "lastStatus": self.last_status,
             "lastSeen": usage.stamp(self.last_seen) if self.last_seen else None,
             "verdict": self.verdict,
+            "refusedOn": [
+                {"model": scope.model, "path": scope.path, "since": usage.stamp(since)}
+                for scope, since in self.refused_on.items()
+            ],
         }
 
 
@@ -279,6 +329,17 @@ def print_table(
     console.print(table)
     if not report.keys:
         console.print("no key answered in this window")
+    for key in report.rows():
+        if key.verdict == "partial":
+            where = "; ".join(
+                f"{scope} since {_when(since)}" for scope, since in key.refused_on.items()
+            )
+            console.print(
+                f"{key.provider} {key.key_id} is refused on {where}, and succeeds elsewhere: "
+                "the key lacks access there (a model or endpoint its project or plan does not "
+                "include); keep it, and give those requests a key that has it",
+                markup=False,
+            )
     if report.without_key:
         console.print(
             f"{report.without_key:,} logged request(s) named no key and are not counted above "

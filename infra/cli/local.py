@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import socket
 import sys
@@ -16,6 +17,7 @@ from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
+from infra.cli.demo import demo_banner, demo_bindings, demo_gateway, demo_settings
 from infra.cli.stackfile import (
     StackFileError,
     find_stack_file,
@@ -25,7 +27,14 @@ from infra.cli.stackfile import (
     stack_name,
 )
 from infra.cli.workerd import WorkerdError, serve_worker
-from infra.providers import BINDING_NAMES, CLIENT_TOKENS, GATEWAY_TOKEN, PROVIDERS
+from infra.providers import (
+    BINDING_NAMES,
+    CLIENT_TOKENS,
+    GATEWAY_TOKEN,
+    PACKED_BINDING_NAMES,
+    PROVIDERS,
+)
+from infra.secret_bindings import numbered_name
 from infra.settings import Settings, rate_limit_bindings
 from infra.worker.render import render_worker
 
@@ -59,7 +68,7 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
             "Serve the exact rendered Worker on 127.0.0.1 in workerd until interrupted. Secret "
             f"bindings ({', '.join((PROVIDERS['openai'].binding, CLIENT_TOKENS, GATEWAY_TOKEN))}, "
             "…) come from the vars file and from environment variables of the same names, "
-            "which win."
+            "which win. Like a deployed Worker's, a binding may go on in NAME_2, NAME_3, …"
         ),
     )
     _add_stack(dev)
@@ -79,6 +88,12 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
         metavar="FILE",
         type=Path,
         help=f"dotenv file of secret bindings (default {DEFAULT_VARS}, if it exists)",
+    )
+    dev.add_argument(
+        "--demo",
+        action="store_true",
+        help="try it without an account: a built-in stand-in gateway on loopback, demo keys "
+        "(one always rate-limited) and a demo client token; prints what to try",
     )
     dev.set_defaults(handler=_run_dev)
 
@@ -116,12 +131,20 @@ def stack_settings(stack: str | None, bindings: Mapping[str, str], root: Path) -
     return load_settings(config, name, providers)
 
 
+_NUMBERED_PART = re.compile(
+    rf"({'|'.join(re.escape(name) for name in PACKED_BINDING_NAMES)})_([0-9]+)"
+)
+"""A numbered part of a key pool or of CLIENT_TOKENS (`OPENAI_API_KEYS_2`), as deployed."""
+
+
 def load_bindings(vars_file: Path | None, environ: Mapping[str, str]) -> dict[str, str]:
     """Secret bindings from the dotenv `vars_file` (default `.dev.vars`, if present) and `environ`.
 
-    An environment variable wins over the file; empty values count as unset.
+    A key pool or `CLIENT_TOKENS` may go on in numbered parts (`NAME_2`, `NAME_3`, …) as it does
+    in a deployed Worker. A binding set in the environment (any of its parts) comes from the
+    environment alone, whole; empty values count as unset.
     """
-    values: dict[str, str] = {}
+    from_file: dict[str, dict[str, str]] = {}
     path = vars_file if vars_file is not None else DEFAULT_VARS
     if vars_file is not None and not path.exists():
         raise LocalError(f"vars file {path} does not exist")
@@ -132,11 +155,37 @@ def load_bindings(vars_file: Path | None, environ: Mapping[str, str]) -> dict[st
             parsed = dotenv_values(path)
         except (OSError, UnicodeDecodeError) as error:
             raise LocalError(f"cannot read vars file {path}: {error}") from None
-        values.update({name: value for name, value in parsed.items() if value})
+        from_file = _binding_parts({name: value for name, value in parsed.items() if value})
+    from_environment = _binding_parts({name: value for name, value in environ.items() if value})
+    bindings: dict[str, str] = {}
     for name in BINDING_NAMES:
-        if environ.get(name):
-            values[name] = environ[name]
-    return {name: values[name] for name in BINDING_NAMES if values.get(name)}
+        parts = from_environment.get(name) or from_file.get(name) or {}
+        bindings.update(_consecutive(name, parts))
+    return bindings
+
+
+def _binding_parts(values: Mapping[str, str | None]) -> dict[str, dict[str, str]]:
+    """The values that are secret bindings, grouped by binding: {`NAME`: {part name: value}}."""
+    parts: dict[str, dict[str, str]] = {}
+    for name, value in values.items():
+        numbered = _NUMBERED_PART.fullmatch(name)
+        base = numbered.group(1) if numbered else name
+        if value and (base in BINDING_NAMES):
+            parts.setdefault(base, {})[name] = value
+    return parts
+
+
+def _consecutive(name: str, parts: Mapping[str, str]) -> dict[str, str]:
+    """Binding `name`'s parts in order, refused when the Worker would not read one of them."""
+    expected = [numbered_name(name, number) for number in range(1, len(parts) + 1)]
+    if sorted(parts) != sorted(expected):
+        stray = sorted(set(parts) - set(expected))[0]
+        raise LocalError(
+            f"{stray} is set, but a Worker reads {name}, then {numbered_name(name, 2)}, "
+            f"{numbered_name(name, 3)}, … up to the first one missing: number the parts of "
+            f"{name} from 2 without a gap"
+        )
+    return {part: parts[part] for part in expected}
 
 
 def check_upstream(url: str) -> str:
@@ -192,6 +241,14 @@ def _serve(args: argparse.Namespace, stop: threading.Event) -> int:
     """Check the input, then serve the Worker until `stop` is set."""
     if not 0 <= args.port <= 65535:
         raise LocalError(f"--port {args.port} is outside 0-65535")
+    if args.demo:
+        given = [f"--{name}" for name in ("stack", "upstream", "vars") if getattr(args, name)]
+        if given:
+            raise LocalError(
+                f"--demo brings its own settings, secrets and gateway; drop {', '.join(given)}"
+            )
+        with demo_gateway() as demo_url:
+            return _run_worker(args, stop, demo_settings(), demo_bindings(), demo_url, demo=True)
     gateway_url = check_upstream(args.upstream) if args.upstream is not None else None
     bindings = load_bindings(args.vars, os.environ)
     settings = stack_settings(args.stack, bindings, Path.cwd())
@@ -206,6 +263,19 @@ def _serve(args: argparse.Namespace, stop: threading.Event) -> int:
             f"missing secret bindings {', '.join(missing)}: set them in {vars_file} "
             "(NAME=value lines) or as environment variables"
         )
+    return _run_worker(args, stop, settings, bindings, gateway_url)
+
+
+def _run_worker(
+    args: argparse.Namespace,
+    stop: threading.Event,
+    settings: Settings,
+    bindings: Mapping[str, str],
+    gateway_url: str | None,
+    *,
+    demo: bool = False,
+) -> int:
+    """Serve the Worker rendered from `settings` until `stop` is set, printing what it serves."""
     if args.port:
         _check_port_free(args.port)
     source = render_worker(settings, gateway_url=gateway_url)
@@ -213,6 +283,10 @@ def _serve(args: argparse.Namespace, stop: threading.Event) -> int:
     limits = rate_limit_bindings(settings)
     with serve_worker(source, bindings, port=args.port, rate_limits=limits) as worker:
         upstream = gateway_url or settings.gateway_url
+        demo_lines = ""
+        if demo:
+            upstream = "the demo gateway on loopback (canned answers; no provider is called)"
+            demo_lines = demo_banner(worker.url) + "\n"
         rate_lines = "".join(
             f"  rate limit       {name} ({rate.limit} per {rate.period} s, local stand-in)\n"
             for name, rate in limits.items()
@@ -223,6 +297,7 @@ def _serve(args: argparse.Namespace, stop: threading.Event) -> int:
             f"  providers        {', '.join(settings.providers)}\n"
             f"  upstream         {upstream}\n"
             f"{rate_lines}"
+            f"{demo_lines}"
             "Press Ctrl-C to stop.",
             flush=True,
         )
@@ -262,7 +337,13 @@ def _copy_new(log: BinaryIO) -> None:
 
 
 def _check_port_free(port: int) -> None:
+    """Refuse a port that another process listens on, before workerd is started.
+
+    SO_REUSEADDR, as servers (workerd too) set it: connections of a stopped `aigw dev` linger in
+    TIME_WAIT for a minute and must not block a restart on the same port; a listener still does.
+    """
     with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
         except OSError as error:

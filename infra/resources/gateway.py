@@ -9,7 +9,7 @@ from typing import Any, Protocol
 import pulumi
 import pulumi_cloudflare as cloudflare
 
-from infra.settings import Budget, Settings, spend_limit_rules
+from infra.settings import LOG_RETENTION_RANGE, Budget, Settings, spend_limit_rules
 
 AI_GATEWAY_RUN = "AI Gateway Run"
 """The account permission group that lets a token send requests through an authenticated gateway."""
@@ -19,6 +19,13 @@ CLIENT_METADATA = "client"
 """The `cf-aig-metadata` field in which the Worker names the client (see worker/model.py)."""
 GATEWAY_RULE_ID = "aigw-gateway"
 """The id of the gateway-wide spend-limit rule."""
+FREE_PLAN_MAX_LOGS = 100_000
+"""The most logs AI Gateway stores on the Workers Free plan, across all of an account's gateways.
+
+Source: https://developers.cloudflare.com/ai-gateway/reference/limits/ ("Log limits", read 2026):
+100,000 per account on the free plan and 10 million per gateway on paid, for the Legacy Logs of
+accounts created before 2026-09-24 (later accounts' logs follow Workers Logs' limits). Whether the
+API refuses a larger `log_management` on Free or caps it is not documented."""
 
 
 class PermissionGroup(Protocol):
@@ -103,6 +110,21 @@ def run_permission_group_id(groups: Sequence[PermissionGroup]) -> str:
     )
 
 
+def api_json(value: object) -> str:
+    """`value` as JSON text in the form the Cloudflare API gives back and the provider stores.
+
+    The provider keeps a token policy's `resources` as the raw JSON of the API's answer
+    (terraform-provider-cloudflare internal/services/account_token/custom.go), which is compact
+    with keys in order, as Go's encoding/json writes it (so also `<`, `>`, `&`, U+2028 and
+    U+2029 escaped). Any other spelling of the same document differs from what a refresh reads,
+    and every `pulumi up` would plan an update.
+    """
+    text = json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+    for character in "<>&\u2028\u2029":
+        text = text.replace(character, f"\\u{ord(character):04x}")
+    return text
+
+
 def token_policies(
     account_id: str, permission_group_id: str
 ) -> list[cloudflare.AccountTokenPolicyArgsDict]:
@@ -111,9 +133,24 @@ def token_policies(
         {
             "effect": "allow",
             "permission_groups": [{"id": permission_group_id}],
-            "resources": json.dumps({f"com.cloudflare.api.account.{account_id}": "*"}),
+            "resources": api_json({f"com.cloudflare.api.account.{account_id}": "*"}),
         }
     ]
+
+
+def log_retention_warning(settings: Settings) -> str | None:
+    """What `pulumi preview` should say about `logRetention.maxLogs`, if anything: above the Free
+    plan's store it may not be honoured there (the provider's range, kept, is for paid plans)."""
+    retention = settings.log_retention
+    if retention is None or retention.max_logs <= FREE_PLAN_MAX_LOGS:
+        return None
+    return (
+        f"aigw:logRetention.maxLogs is {retention.max_logs:,}: on the Workers Free plan AI Gateway "
+        f"stores at most {FREE_PLAN_MAX_LOGS:,} logs across all of the account's gateways "
+        "(Legacy Logs, accounts created before 2026-09-24), and Cloudflare does not document "
+        "whether it refuses or caps a larger value; on Workers Paid a gateway keeps up to "
+        f"{LOG_RETENTION_RANGE[1]:,}"
+    )
 
 
 def create_gateway(
@@ -121,6 +158,9 @@ def create_gateway(
 ) -> cloudflare.AiGateway:
     """The AI Gateway itself: cache, logs, rate limit, spend limits, log retention,
     authentication on."""
+    warning = log_retention_warning(settings)
+    if warning is not None:
+        pulumi.log.warn(warning)
     return cloudflare.AiGateway(
         f"{name}-gateway",
         **gateway_args(settings, clients),

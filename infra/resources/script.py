@@ -11,12 +11,21 @@ import pulumi_cloudflare as cloudflare
 import pulumi_random as random
 
 from infra.providers import secret_values
-from infra.settings import DEFAULT_CLIENT, Settings, rate_limit_bindings
+from infra.settings import DEFAULT_CLIENT, GENERATED_TOKEN_LENGTH, Settings, rate_limit_bindings
 from infra.worker.render import COMPATIBILITY_DATE, MAIN_MODULE
 
-GENERATED_TOKEN_LENGTH = 48
-"""48 letters and digits: about 285 random bits, beyond any guessing."""
 WORKERS_DEV = "workers.dev"
+WORKER_OBSERVABILITY: cloudflare.WorkersScriptObservabilityArgsDict = {
+    "enabled": True,
+    "head_sampling_rate": 1.0,
+    "logs": {"enabled": True, "invocation_logs": True, "head_sampling_rate": 1.0, "persist": True},
+}
+"""Workers Logs on, every request logged: given whole, each field at the value the API would fill
+in (terraform-provider-cloudflare internal/services/workers_script: the schema's defaults, and
+resource_test.go, where the API fills `head_sampling_rate` and `logs` when only `enabled` is
+given), so that a refresh reads back what was sent and plans nothing. One event per request costs
+little beside the requests it logs, and the failover warnings must not be sampled away, so the
+rate is not a setting."""
 NAMESPACE_ID_RANGE = 2**31 - 1
 """Rate-limit namespace ids are positive integers (as text); kept within a signed 32-bit int."""
 
@@ -135,7 +144,7 @@ def create_script(
         content=content,
         compatibility_date=COMPATIBILITY_DATE,
         bindings=bindings,
-        observability={"enabled": True},
+        observability=WORKER_OBSERVABILITY,
         opts=pulumi.ResourceOptions(parent=parent, depends_on=list(depends_on)),
     )
 
@@ -168,5 +177,8 @@ def create_custom_domain(
         hostname=domain.hostname,
         zone_id=domain.zone_id,
         service=script.script_name,
-        opts=pulumi.ResourceOptions(parent=parent, depends_on=[script]),
+        # A new workerName replaces the attachment with one for the same hostname. Created first,
+        # the new one would take over the hostname's attachment, and deleting the old id could
+        # then detach it: the old goes first, leaving the hostname unserved for a moment.
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=[script], delete_before_replace=True),
     )

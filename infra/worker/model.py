@@ -23,6 +23,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 from infra.providers import BINDING_SEPARATORS, CLIENT_TOKENS, GATEWAY_TOKEN, PROVIDERS, Provider
+from infra.secret_bindings import joined_text
 from infra.settings import (
     ALL_CLIENTS,
     DEFAULT_CLIENT_GATEWAY_HEADERS,
@@ -1085,6 +1086,16 @@ class Isolate:
         self.pools: dict[str, KeyPool] = {}
         self.rate_limiters: dict[str, FixedWindowLimiter] = {}
         """The Rate Limiting bindings by name: fakes with the binding's fixed-window behaviour."""
+        self.binding_texts: dict[str, str] = {}
+        """Each secret binding read so far, its numbered parts joined (see `binding_text`)."""
+
+    def binding_text(self, name: str) -> str:
+        """Secret binding `name` with its numbered parts (`NAME_2`, …) as one text, joined once
+        per isolate (see infra/secret_bindings.py)."""
+        text = self.binding_texts.get(name)
+        if text is None:
+            text = self.binding_texts[name] = joined_text(self.env, name)
+        return text
 
     def rate_limiter(self, rate: ClientRateLimit) -> FixedWindowLimiter:
         """The Rate Limiting binding of `rate` (`rate_limit_binding`), created on first use."""
@@ -1093,7 +1104,7 @@ class Isolate:
 
     def pool(self, provider: Provider) -> KeyPool:
         """The provider's key pool, created on first use; rebuilt if its binding changed."""
-        source = self.env.get(provider.binding, "")
+        source = self.binding_text(provider.binding)
         pool = self.pools.get(provider.slug)
         if pool is None or pool.source != source:
             pool = KeyPool(split_list(source), self.offset, source=source)
@@ -1128,7 +1139,7 @@ class Isolate:
             return _method_not_allowed(request.method)
         provider = matched.provider
         candidates = client_candidates(provider, headers, query)
-        client = authenticate(candidates, parse_client_tokens(self.env.get(CLIENT_TOKENS)))
+        client = authenticate(candidates, parse_client_tokens(self.binding_text(CLIENT_TOKENS)))
         if client is None:
             return error(
                 401,

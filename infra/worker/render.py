@@ -7,6 +7,7 @@ from typing import Any
 
 import jinja2
 
+from infra import secret_bindings
 from infra.settings import ClientPolicy, Settings, rate_limit_binding
 from infra.worker import endpoints, model
 from infra.worker.model import UPSTREAM_TIMEOUT_MS, WorkerConfig, budget_text, expiry_text
@@ -85,6 +86,7 @@ def render_config(config: WorkerConfig) -> str:
         "model": model,
         "endpoints": endpoints,
         "endpoint_table": endpoint_table,
+        "secret_bindings": secret_bindings,
         "policies": policies,
     }
     return _environment().get_template(TEMPLATE).render(context)

@@ -33,6 +33,7 @@ FIELDS = [
     "lastStatus",
     "lastSeen",
     "verdict",
+    "refusedOn",
 ]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 ANSI_CODE = re.compile(r"\x1b\[[0-9;]*m")
@@ -101,6 +102,9 @@ REPLACE_ROW = {
     "lastStatus": 401,
     "lastSeen": "2026-11-28T10:29:00.000Z",
     "verdict": "replace",
+    "refusedOn": [
+        {"model": "gpt-4o-mini", "path": "chat/completions", "since": "2026-11-28T10:20:00.000Z"}
+    ],
 }
 RATE_LIMITED_ROW = {
     "provider": "anthropic",
@@ -113,6 +117,7 @@ RATE_LIMITED_ROW = {
     "lastStatus": 429,
     "lastSeen": "2026-11-28T11:24:00.000Z",
     "verdict": "rate-limited",
+    "refusedOn": [],
 }
 HEALTHY_ROW = {
     "provider": "openai",
@@ -125,6 +130,7 @@ HEALTHY_ROW = {
     "lastStatus": 200,
     "lastSeen": "2026-11-28T09:58:00.000Z",
     "verdict": "healthy",
+    "refusedOn": [],
 }
 
 
@@ -211,15 +217,98 @@ def test_keys_verdict_follows_the_latest_answer_that_says_something(
     assert row["lastStatus"] == statuses[-1]
 
 
-def logged(at: datetime, status: int) -> LogListResponse:
+def project_key_without_gpt_4o(fake: FakeCloudflare, last: int) -> None:
+    """An OpenAI project key without access to one model: gpt-4o-mini answers 200 all day,
+    gpt-4o 403 each time it is asked; the window's last answer is `last` (200 or 403)."""
+    for minute in range(0, 60, 10):
+        log(fake, NOON + timedelta(minutes=minute), 200, model="gpt-4o-mini")
+        log(fake, NOON + timedelta(minutes=minute + 5), 403, model="gpt-4o")
+    model = "gpt-4o-mini" if last == 200 else "gpt-4o"
+    log(fake, NOON + timedelta(minutes=70), last, model=model)
+
+
+@pytest.mark.parametrize("last", [200, 403], ids=["last-answer-a-success", "last-answer-refused"])
+def test_keys_refused_on_one_model_only_is_partial_and_names_it(
+    cloudflare_api: FakeCloudflare, capsys: pytest.CaptureFixture[str], last: int
+) -> None:
+    """A key refused on one model while it keeps succeeding on another is `partial`, whichever
+    answer came last (it was `healthy` or `replace` by that), and the row names the model."""
+    project_key_without_gpt_4o(cloudflare_api, last)
+    (row,) = keys_json(capsys, *WINDOW)
+    assert row["verdict"] == "partial"
+    assert row["refusedOn"] == [
+        {"model": "gpt-4o", "path": "chat/completions", "since": "2026-11-28T12:05:00.000Z"}
+    ]
+
+
+def test_keys_refused_on_one_path_only_is_partial() -> None:
+    """Refused on an endpoint (files) while chat completions succeed, before and after."""
+    report = keys.KeysReport()
+    for minute, status, path in [
+        (0, 200, "chat/completions"),
+        (1, 401, "files"),
+        (2, 200, "chat/completions"),
+    ]:
+        report.add(logged(NOON + timedelta(minutes=minute), status, path=path))
+    (key,) = report.rows()
+    assert key.verdict == "partial"
+    assert [str(scope) for scope in key.refused_on] == ["gpt-4o-mini on files"]
+
+
+@pytest.mark.parametrize(
+    "answers",
+    [
+        # Revoked at 12:30: both models refused from then on.
+        [(0, 200, "a"), (10, 200, "b"), (30, 401, "a"), (40, 401, "b")],
+        # Revoked at 12:30, and only model a asked since: b's success is older than the refusal.
+        [(0, 200, "a"), (10, 200, "b"), (30, 401, "a"), (40, 401, "a")],
+    ],
+    ids=["every-model-refused", "one-model-asked-since"],
+)
+def test_keys_refused_everywhere_since_a_moment_is_replace(
+    answers: list[tuple[int, int, str]],
+) -> None:
+    """A revoked key is `replace`, not `partial`: nothing has succeeded since its refusals began."""
+    report = keys.KeysReport()
+    for minute, status, model in answers:
+        report.add(logged(NOON + timedelta(minutes=minute), status, model=model))
+    (key,) = report.rows()
+    assert key.verdict == "replace"
+
+
+def test_keys_refused_then_served_on_the_same_model_is_healthy() -> None:
+    """A refusal that the same model's later success undoes leaves nothing refused."""
+    report = keys.KeysReport()
+    for minute, status, model in [(0, 403, "gpt-4o"), (1, 200, "gpt-4o-mini"), (2, 200, "gpt-4o")]:
+        report.add(logged(NOON + timedelta(minutes=minute), status, model=model))
+    (key,) = report.rows()
+    assert (key.verdict, key.refused_on) == ("healthy", {})
+
+
+def test_keys_table_says_what_a_partial_key_is_refused_on(
+    cloudflare_api: FakeCloudflare, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The table lists a partial key among the bad ones and says, under it, what is refused."""
+    project_key_without_gpt_4o(cloudflare_api, 200)
+    out = run(capsys, *WINDOW)
+    assert re.search(r"openai\s+1a2b3c4d\s+partial\s+13\s+7\s+0\s+6\s+0\s+200", out), out
+    assert (
+        "openai 1a2b3c4d is refused on gpt-4o on chat/completions since 11-28 12:05Z, and "
+        "succeeds elsewhere" in " ".join(out.split())
+    )
+
+
+def logged(
+    at: datetime, status: int, *, model: str = "gpt-4o-mini", path: str = "chat/completions"
+) -> LogListResponse:
     """A log entry as the SDK returns it, for the tests that feed a report directly."""
     return LogListResponse(
         id=f"log{at:%H%M%S}",
         cached=False,
         created_at=at,
         duration=100,
-        model="gpt-4o-mini",
-        path="chat/completions",
+        model=model,
+        path=path,
         provider="openai",
         success=200 <= status < 300,
         status_code=status,

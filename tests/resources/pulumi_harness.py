@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import runpy
 import warnings
 from collections.abc import Mapping
@@ -61,6 +62,8 @@ class ProgramRun:
     outputs: dict[str, Any] = field(default_factory=dict)
     secret_outputs: set[str] = field(default_factory=set)
     invokes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    """What the program logged with `pulumi.log.warn`, as `pulumi preview` would print it."""
     error: Exception | None = None
     """What stopped the program, when it stopped."""
 
@@ -105,6 +108,23 @@ class AigwMocks(pulumi.runtime.Mocks):
             for name, group_id in groups
         ]
         return {"results": results}
+
+
+class _WarningRecorder(logging.Handler):
+    """Keeps the warnings the mock engine receives (it hands `pulumi.log` calls to a logger)."""
+
+    def __init__(self, run: ProgramRun) -> None:
+        super().__init__(logging.WARNING)
+        self._run = run
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno == logging.WARNING:
+            self._run.warnings.append(record.getMessage())
+
+
+ENGINE_LOGGER = logging.getLogger("aigw.tests.mock_engine")
+"""Where the mock engine sends `pulumi.log` calls; kept apart so no other logging mixes in."""
+ENGINE_LOGGER.propagate = False
 
 
 class RecordingMonitor(mocks.MockMonitor):
@@ -165,6 +185,7 @@ def run_program(
         project="aigw",
         stack=stack,
         preview=False,
+        logger=ENGINE_LOGGER,
         monitor=RecordingMonitor(mocks_, run),
     )
     pulumi.runtime.set_all_config(
@@ -197,6 +218,8 @@ def run_program(
 
         return pulumi.Output.all(*(collect(n, o) for n, o in exports.items())).apply(lambda _: None)
 
+    recorder = _WarningRecorder(run)
+    ENGINE_LOGGER.addHandler(recorder)
     try:
         program()
     except Exception as error:
@@ -205,6 +228,8 @@ def run_program(
         run.error = error
     else:
         assert not expect_error, "the program ran to the end"
+    finally:
+        ENGINE_LOGGER.removeHandler(recorder)
     return run
 
 

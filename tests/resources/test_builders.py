@@ -108,7 +108,7 @@ def test_token_policy_covers_only_this_account() -> None:
     assert policy == {
         "effect": "allow",
         "permission_groups": [{"id": "group-id"}],
-        "resources": f'{{"com.cloudflare.api.account.{ACCOUNT}": "*"}}',
+        "resources": f'{{"com.cloudflare.api.account.{ACCOUNT}":"*"}}',
     }
 
 

@@ -133,7 +133,11 @@ def test_worker_is_an_es_module_with_observability() -> None:
     assert script["scriptName"] == "team-worker"
     assert script["mainModule"] == "worker.js"
     assert script["compatibilityDate"] == infra.worker.render.COMPATIBILITY_DATE
-    assert script["observability"] == {"enabled": True}
+    assert script["observability"] == {
+        "enabled": True,
+        "headSamplingRate": 1.0,
+        "logs": {"enabled": True, "invocationLogs": True, "headSamplingRate": 1.0, "persist": True},
+    }
     # The real Worker, rendered from the settings: the gateway it calls is fixed in its source.
     assert script["content"] == infra.worker.render.render_worker(settings)
     assert json.dumps(settings.gateway_url) in script["content"]

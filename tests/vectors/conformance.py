@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
+from infra.providers import CLIENT_TOKENS
 from infra.settings import Settings, load
 from infra.worker.model import ClientRequest, UpstreamFailure, UpstreamResponse, WorkerConfig
 
@@ -81,13 +82,14 @@ class Case:
         values = []
         for name, value in self.bindings.items():
             for entry in value.replace(",", " ").split():
-                values.append(entry.partition(":")[2] if name == "CLIENT_TOKENS" else entry)
+                is_token = name.startswith(CLIENT_TOKENS)
+                values.append(entry.partition(":")[2] if is_token else entry)
         return [value for value in values if value]
 
     def client_tokens(self) -> list[str]:
-        """The client token values (none may reach the upstream)."""
-        source = self.bindings.get("CLIENT_TOKENS", "")
-        return [entry.partition(":")[2] for entry in source.replace(",", " ").split()]
+        """The client token values, numbered parts included (none may reach the upstream)."""
+        sources = [value for name, value in self.bindings.items() if name.startswith(CLIENT_TOKENS)]
+        return [entry.partition(":")[2] for entry in " ".join(sources).replace(",", " ").split()]
 
 
 @dataclass(frozen=True)

@@ -109,8 +109,10 @@ def _ready(process: subprocess.Popen[str], timeout: float = 30) -> tuple[str, st
 @pytest.fixture(autouse=True)
 def _no_bindings_in_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """The caller's own bindings and stack choice must not change what the commands see."""
-    for name in (*BINDING_NAMES, "PULUMI_STACK"):
-        monkeypatch.delenv(name, raising=False)
+    for name in list(os.environ):
+        # The bindings and their numbered parts (OPENAI_API_KEYS_2, …).
+        if name == "PULUMI_STACK" or name.startswith(BINDING_NAMES):
+            monkeypatch.delenv(name)
 
 
 @pytest.fixture
@@ -193,6 +195,48 @@ def test_environment_wins_over_the_vars_file(
     process.communicate(timeout=20)
 
 
+NUMBERED_VARS = (
+    "OPENAI_API_KEYS=sk-test-dev-a\nOPENAI_API_KEYS_2=sk-test-dev-b\n"
+    f"CLIENT_TOKENS=laptop:{TOKEN}\nCLIENT_TOKENS_2=ci:tok-test-dev-ci-0002\n"
+)
+"""A pool and a client list each in two parts, as `pulumi up` binds them when they are large."""
+
+
+def test_dev_reads_numbered_parts_as_a_deployed_worker_does(
+    tmp_path: Path, upstream: FakeGateway, dev_process: list[subprocess.Popen[str]]
+) -> None:
+    """Keys and client tokens in NAME and NAME_2 are one pool and one client list, as deployed."""
+    (tmp_path / ".dev.vars").write_text(NUMBERED_VARS)
+    process = _start_dev(tmp_path, "--upstream", upstream.url)
+    dev_process.append(process)
+    url, _ = _ready(process)
+    for token in (TOKEN, "tok-test-dev-ci-0002"):
+        client = openai.OpenAI(base_url=url + "/v1", api_key=token, max_retries=0)
+        completion = client.chat.completions.create(model="gpt-test", messages=[])
+        assert completion.choices[0].message.content == "Hello from the fake gateway."
+    assert upstream.key_counts() == {"sk-test-dev-a": 1, "sk-test-dev-b": 1}
+    process.terminate()
+    process.communicate(timeout=20)
+
+
+def test_a_binding_from_the_environment_replaces_all_its_parts(
+    tmp_path: Path, upstream: FakeGateway, dev_process: list[subprocess.Popen[str]]
+) -> None:
+    """OPENAI_API_KEYS in the environment replaces the file's OPENAI_API_KEYS and its _2, so the
+    pool is the environment's alone, never a mix of both sources."""
+    (tmp_path / ".dev.vars").write_text(NUMBERED_VARS)
+    env = {"OPENAI_API_KEYS": "sk-test-from-env"}
+    process = _start_dev(tmp_path, "--upstream", upstream.url, env=env)
+    dev_process.append(process)
+    url, _ = _ready(process)
+    for _ in range(3):
+        answer = httpx.get(url + "/v1/models", headers={"authorization": f"Bearer {TOKEN}"})
+        assert answer.status_code == 200
+    assert upstream.key_counts() == {"sk-test-from-env": 3}
+    process.terminate()
+    process.communicate(timeout=20)
+
+
 def test_dev_reads_a_named_vars_file_and_the_stack(
     tmp_path: Path, upstream: FakeGateway, dev_process: list[subprocess.Popen[str]]
 ) -> None:
@@ -263,6 +307,16 @@ INPUT_ERRORS = {
     ),
     "no providers": ("CLIENT_TOKENS=a:tok-test-000000001\n", [], "no providers: set <SLUG>_API"),
     "port out of range": (VARS, ["--port", "70000"], "--port 70000 is outside 0-65535"),
+    "numbered part after a gap": (
+        VARS + "OPENAI_API_KEYS_3=sk-test-c\n",
+        [],
+        r"OPENAI_API_KEYS_3 is set, but a Worker reads OPENAI_API_KEYS, then OPENAI_API_KEYS_2",
+    ),
+    "numbered part without the first": (
+        "OPENAI_API_KEYS_2=sk-test-b\n" + VARS.split("\n", 1)[1],
+        [],
+        r"OPENAI_API_KEYS_2 is set, but a Worker reads OPENAI_API_KEYS, then",
+    ),
     "unknown stack": (VARS, ["--stack", "prod"], "stack 'prod' has no configuration file Pulumi"),
 }
 
@@ -303,6 +357,29 @@ def test_dev_names_a_busy_port(
     assert status == 1
     assert f"127.0.0.1:{port} is not free" in err
     assert "--port" in err
+
+
+def test_dev_restarts_on_the_port_it_just_served(
+    project: Path, upstream: FakeGateway, dev_process: list[subprocess.Popen[str]]
+) -> None:
+    """Stopped while a client kept its connection open, `aigw dev` starts again at once on the
+    same port: the connection the server closed lingers in TIME_WAIT, and must not make the port
+    look busy (it did, for a minute)."""
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    for _ in range(2):
+        process = _start_dev(project, "--port", str(port), "--upstream", upstream.url)
+        dev_process.append(process)
+        url, _ = _ready(process)
+        assert url == f"http://127.0.0.1:{port}"
+        # A keep-alive client, as SDKs are: the server side closes first when aigw dev stops.
+        with httpx.Client() as client:
+            answer = client.get(url + "/v1/models", headers={"authorization": f"Bearer {TOKEN}"})
+            assert answer.status_code == 200
+            process.send_signal(signal.SIGINT)
+            _, stderr = process.communicate(timeout=20)
+        assert process.returncode == 0, stderr
 
 
 def test_dev_refuses_a_choice_between_stacks(
@@ -380,3 +457,22 @@ def test_source_command_writes_a_file_without_a_stack(
     raw = {"accountId": "0" * 32, "providerKeys": {"openai": ["k"]}}
     assert written == _expected_source(raw, "dev")
     assert "sk-test-dev-a" not in written and TOKEN not in written
+
+
+def test_source_command_reads_numbered_bindings_and_refuses_a_gap(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`aigw render` takes the providers of numbered bindings as `aigw dev` does (the source is
+    the same: the Worker finds the parts itself), and stops on a part it would never read."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".dev.vars").write_text(NUMBERED_VARS)
+    status, out, err = _run(["render"], capsys)
+    assert (status, err) == (0, "")
+    assert out == _expected_source(
+        {"accountId": "0" * 32, "providerKeys": {"openai": ["k"]}}, "dev"
+    )
+    assert "sk-test-dev-b" not in out and "tok-test-dev-ci-0002" not in out
+    (tmp_path / ".dev.vars").write_text(NUMBERED_VARS + "CLIENT_TOKENS_4=late:tok-test-late-0004\n")
+    status, out, err = _run(["render"], capsys)
+    assert (status, out) == (1, "")
+    assert err.startswith("aigw render: error: CLIENT_TOKENS_4 is set, but a Worker reads")

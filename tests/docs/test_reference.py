@@ -1,0 +1,119 @@
+"""The generated reference pages: every setting in both Pulumi.yaml and the code, never stale."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from infra.cli.main import build_parser
+from infra.cli.reference import CLI_PAGE, SETTINGS_PAGE, cli_reference, main, pages
+from infra.reference import ReferenceError, declared_settings, settings_reference
+from infra.settings import (
+    CLIENT_POLICY_FIELDS,
+    KNOWN_KEYS,
+    SETTING_FORMS,
+    ClientPolicy,
+    SettingForm,
+    SettingsError,
+    load,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+PROJECT: dict[str, Any] = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
+REQUIRED = {"accountId": "0123456789abcdef0123456789abcdef", "providerKeys": {"openai": ["k"]}}
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+@pytest.mark.parametrize("path", [SETTINGS_PAGE, CLI_PAGE], ids=str)
+def test_generated_page_is_current(path: Path) -> None:
+    """The committed page is exactly what the generator writes from today's Pulumi.yaml and code:
+    `python -m infra.cli.reference` rewrites it."""
+    assert (ROOT / path).read_text() == pages(ROOT)[ROOT / path]
+
+
+def test_check_mode_names_a_stale_page(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`--check` fails on a page that differs from what would be generated, and writes nothing."""
+    (tmp_path / "Pulumi.yaml").write_text((ROOT / "Pulumi.yaml").read_text())
+    assert main(["--root", str(tmp_path)]) == 0
+    page = tmp_path / SETTINGS_PAGE
+    page.write_text(page.read_text().replace("32 lowercase hex digits", "anything"))
+    assert main(["--root", str(tmp_path), "--check"]) == 1
+    assert "stale" in capsys.readouterr().err
+    assert "anything" in page.read_text()
+
+
+def test_every_declared_setting_has_a_form_and_every_form_is_known() -> None:
+    """Pulumi.yaml, `KNOWN_KEYS` and `SETTING_FORMS` name the same settings."""
+    assert set(declared_settings(PROJECT)) == set(KNOWN_KEYS) == set(SETTING_FORMS)
+
+
+def test_a_setting_declared_only_in_pulumi_yaml_stops_the_generator() -> None:
+    """A new key in Pulumi.yaml without its type and allowed values in the code is an error
+    naming it, so the reference can never leave a setting out."""
+    project = {**PROJECT, "config": {**PROJECT["config"], "aigw:newSetting": {"default": ""}}}
+    with pytest.raises(ReferenceError, match=r"aigw:newSetting is in Pulumi\.yaml but not in"):
+        settings_reference(project)
+
+
+def test_a_setting_described_only_in_the_code_stops_the_generator(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A form in the code for a key Pulumi.yaml does not declare is an error naming it."""
+    forms = {**SETTING_FORMS, "oldSetting": SettingForm("string", "anything")}
+    monkeypatch.setattr("infra.reference.SETTING_FORMS", forms)
+    with pytest.raises(ReferenceError, match="aigw:oldSetting is in SETTING_FORMS"):
+        settings_reference(PROJECT)
+
+
+def test_typed_declarations_agree_with_the_documented_type() -> None:
+    """Where Pulumi.yaml gives a type, the reference's type says the same."""
+    words = {"string": "string", "integer": "integer", "boolean": "boolean", "array": "list"}
+    declared = declared_settings(PROJECT)
+    typed = {key: spec["type"] for key, spec in declared.items() if "type" in spec}
+    assert typed
+    for key, kind in typed.items():
+        assert SETTING_FORMS[key].type.startswith(words[kind]), key
+
+
+def test_every_policy_field_is_documented() -> None:
+    """The reference lists exactly the fields `ClientPolicy` has (in camelCase)."""
+    fields = {_camel(field.name) for field in dataclasses.fields(ClientPolicy)}
+    assert fields == set(CLIENT_POLICY_FIELDS)
+
+
+@pytest.mark.parametrize("field", sorted(CLIENT_POLICY_FIELDS))
+def test_every_documented_policy_field_is_accepted(field: str) -> None:
+    """Each documented field passes validation (null meaning unset), and a made-up one does not."""
+    load({**REQUIRED, "clients": {"alice": {field: None}}}, "dev")
+    with pytest.raises(SettingsError, match="unknown field 'colour'"):
+        load({**REQUIRED, "clients": {"alice": {field: None, "colour": None}}}, "dev")
+
+
+def test_allowed_values_follow_the_validation_constants() -> None:
+    """The allowed ranges shown are the ones `load` enforces: the edges pass, one past fails."""
+    page = (ROOT / SETTINGS_PAGE).read_text()
+    for key in ("maxAttempts", "maxBodyBytes", "cacheTtl"):
+        low, high = map(int, re.findall(r"\d+", SETTING_FORMS[key].allowed))
+        assert f"**Allowed:** {SETTING_FORMS[key].allowed}" in page
+        for edge, beyond in ((low, low - 1), (high, high + 1)):
+            load({**REQUIRED, key: edge}, "dev")
+            with pytest.raises(SettingsError, match=f"aigw:{key}: got {beyond};"):
+                load({**REQUIRED, key: beyond}, "dev")
+
+
+def test_cli_reference_lists_every_command_and_option() -> None:
+    """Each subcommand has a section and each of its options a row."""
+    page = cli_reference(build_parser())
+    for command in ("render", "dev", "doctor", "usage", "smoke", "keys", "clients"):
+        assert f"## `aigw {command}`" in page
+    assert "| `--upstream URL` |" in page
+    assert "| `--since SINCE` |" in page
