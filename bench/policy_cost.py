@@ -2,9 +2,11 @@
 
 `python -m bench.policy_cost [--requests N]` serves the rendered Worker in workerd in front of the
 benchmark's fake gateway with two clients, `listed` (a `models` policy) and `free` (no policy), and
-sends each the same chat-completion bodies of about 2 KB and 1 MB, one request at a time, in
-alternating rounds. It prints, per client and size, the median latency and workerd's CPU time per
-request (user + system, from /proc); the difference between the two clients is the parse.
+sends each the same chat-completion bodies of about 2 KB and 1 MB (one long message, and the same
+size as 8,000 short messages, the most keys and strings the policy's repeated-key check scans),
+one request at a time, in alternating rounds. It prints, per client and body, the median latency
+and workerd's CPU time per request (user + system, from /proc); the difference between the two
+clients is what the policy's reading of the body costs.
 Everything binds to 127.0.0.1 and stops by itself.
 """
 
@@ -25,15 +27,20 @@ from infra.settings import load
 from infra.worker.render import render_worker
 
 TOKENS = {"listed": "tok-bench-listed-01", "free": "tok-bench-free-0001"}
-SIZES = {"2 KB": 2 * 1024, "1 MB": 1024 * 1024}
+SIZES = {
+    "2 KB": (2 * 1024, 1),
+    "1 MB": (1024 * 1024, 1),
+    "1 MB in 8000 messages": (1024 * 1024, 8000),
+}
 ROUNDS = 5
 
 
-def _body(size: int) -> bytes:
-    """A chat-completion body of about `size` bytes, its model first as SDKs write it."""
-    filler = "x" * max(0, size - 80)
-    document = {"model": MODEL, "messages": [{"role": "user", "content": filler}]}
-    return json.dumps(document).encode()
+def _body(size: int, messages: int) -> bytes:
+    """A chat-completion body of about `size` bytes in `messages` messages, its model first as
+    SDKs write it."""
+    filler = "x" * max(0, size // messages - 80)
+    turns = [{"role": "user", "content": filler} for _ in range(messages)]
+    return json.dumps({"model": MODEL, "messages": turns}).encode()
 
 
 def _cpu(pid: int) -> float:
@@ -66,8 +73,8 @@ def main() -> None:
             url = f"{worker.url}/v1/chat/completions"
             pid = worker.process.pid
             print(f"workerd pid {pid}; {requests} requests per client at 2 KB, fewer at 1 MB")
-            for label, size in SIZES.items():
-                body = _body(size)
+            for label, (size, messages) in SIZES.items():
+                body = _body(size, messages)
                 count = requests if size < 100_000 else max(10, requests // 10)
                 per_round = max(1, count // ROUNDS)
                 latency: dict[str, list[float]] = {name: [] for name in TOKENS}

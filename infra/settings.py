@@ -50,6 +50,32 @@ MAX_SPEND_LIMIT_RULES = 20  # AI Gateway allows at most 20 spend-limit rules per
 MAX_MODEL_PATTERN_LENGTH = 256
 _MODEL_PATTERN = re.compile(r"[!-~]+")  # printable ASCII without spaces; `*` is the only wildcard
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_GATEWAY_HEADER = re.compile(r"cf-aig-[a-z0-9]+(?:-[a-z0-9]+)*")
+_ENDPOINT = re.compile(r"(GET|POST|DELETE|\*) (/[!-~]*)")
+MAX_ENDPOINT_LENGTH = 256
+ENDPOINT_METHODS = ("GET", "POST", "DELETE", "*")
+"""The methods an `endpoints` entry may name: those the Worker proxies, or `*` for all three."""
+OPENAI_CLIENT_ROOT = "/v1"
+"""How a client's path to OpenAI starts (`/v1/...`); `/openai/...` reaches the same endpoints."""
+DEFAULT_CLIENT_GATEWAY_HEADERS = ("cf-aig-skip-cache", "cf-aig-cache-ttl", "cf-aig-cache-key")
+"""The AI Gateway controls a client may send unless `clientGatewayHeaders` says otherwise: the
+cache controls (the Worker caps the TTL at the gateway's and scopes the key to the client)."""
+OPERATOR_GATEWAY_HEADERS = {
+    "cf-aig-authorization": "authorization",
+    "cf-aig-metadata": "metadata",
+    "cf-aig-custom-cost": "cost",
+    "cf-aig-collect-log": "logging",
+    "cf-aig-collect-log-payload": "logging",
+    "cf-aig-zdr": "logging",
+    "cf-aig-max-attempts": "retries",
+    "cf-aig-retry-delay": "retries",
+    "cf-aig-backoff": "retries",
+    "cf-aig-request-timeout": "routing",
+    "cf-aig-byok-alias": "BYOK",
+}
+"""AI Gateway controls that are the operator's alone (DESIGN §4), with what each governs: no
+`clientGatewayHeaders` may list them. With a client's cost or logging control a client could
+spend past its budget or hide from `aigw usage`; authorization and metadata are the Worker's."""
 
 KNOWN_KEYS = (
     "accountId",
@@ -71,6 +97,7 @@ KNOWN_KEYS = (
     "clients",
     "budget",
     "gatewayToken",
+    "clientGatewayHeaders",
 )
 SECRET_KEYS = frozenset({"providerKeys", "clientTokens", "gatewayToken"})
 MAX_GATEWAY_RATE_LIMIT = 1_000_000
@@ -150,6 +177,12 @@ SETTING_FORMS: Mapping[str, SettingForm] = MappingProxyType(
         "maxAttempts": SettingForm("integer", f"1 to {MAX_ATTEMPTS}"),
         "maxBodyBytes": SettingForm("integer (bytes)", f"1 to {MAX_BODY_BYTES}"),
         "protect": SettingForm("boolean", "`true` or `false`"),
+        "clientGatewayHeaders": SettingForm(
+            "list of strings",
+            "`cf-aig-<name>` header names, none of the operator's controls ("
+            + ", ".join(f"`{name}`" for name in OPERATOR_GATEWAY_HEADERS)
+            + "); `[]` for none",
+        ),
     }
 )
 """Every setting of `KNOWN_KEYS`: its type and allowed values, for the settings reference."""
@@ -170,8 +203,11 @@ CLIENT_POLICY_FIELDS: Mapping[str, PolicyField] = MappingProxyType(
             "list of strings",
             f"one or more model names or globs where `*` matches any run of characters; at "
             f"most {MAX_MODEL_PATTERN_LENGTH} printable characters each, no spaces",
-            "The only models the client may call. A `POST` whose model cannot be read is "
-            "refused. Enforced by the Worker.",
+            "The only models the client may call. Every model a request names is checked (the "
+            "path's, the body's `model` and every other key naming one), a request whose models "
+            "cannot all be read is refused, and the client may call only the inference endpoints "
+            "where aigw reads every model a request names, the model listings, and `endpoints`. "
+            "Enforced by the Worker.",
         ),
         "providers": PolicyField(
             "list of strings",
@@ -197,6 +233,17 @@ CLIENT_POLICY_FIELDS: Mapping[str, PolicyField] = MappingProxyType(
             "a date such as `2026-12-31` (its start, 00:00 UTC) or a date-time such as "
             "`2026-12-31T18:00:00Z` (UTC when it has no offset)",
             "From then on every token of the client is refused. Enforced by the Worker.",
+        ),
+        "endpoints": PolicyField(
+            "list of strings",
+            'with `models` only: one or more `"METHOD /path-glob"`, METHOD '
+            + ", ".join(f"`{method}`" for method in ENDPOINT_METHODS)
+            + f", the path as the client sends it (`{OPENAI_CLIENT_ROOT}/...` for OpenAI, "
+            f"`/<provider>/...` for the others) where `*` matches anything, at most "
+            f"{MAX_ENDPOINT_LENGTH} printable characters without spaces, `?` or `#`",
+            'More endpoints a client with `models` may call, e.g. `"GET /v1/files/*"`; on '
+            "one of them only the models a JSON body names are checked. Enforced by the Worker "
+            "(`403 endpoint_not_allowed`).",
         ),
     }
 )
@@ -263,6 +310,9 @@ class ClientPolicy:
     budget: Budget | None = None
     expires: datetime | None = None
     """When every token of the client stops working; timezone-aware, in UTC."""
+    endpoints: tuple[tuple[str, str], ...] | None = None
+    """(method or `*`, path glob) pairs a client with `models` may call besides the inference
+    endpoints and model listings aigw knows (DESIGN §2); OpenAI paths as `/v1/...`."""
 
 
 @dataclass(frozen=True)
@@ -290,6 +340,9 @@ class Settings:
     """Client name (or `"*"`, every client without an entry) to policy; read-only."""
     budget: Budget | None = None
     """The gateway-wide spend cap, over every client."""
+    client_gateway_headers: tuple[str, ...] = DEFAULT_CLIENT_GATEWAY_HEADERS
+    """The `cf-aig-*` headers a client may send to the gateway (lower case); every other `cf-`
+    header of a client is dropped."""
 
     @property
     def gateway_url(self) -> str:
@@ -351,6 +404,7 @@ def load(raw: Mapping[str, object], stack: str) -> tuple[Settings, Secrets]:
         protect=reader.boolean("protect", False),
         clients=reader.clients(tuple(provider_keys)),
         budget=reader.gateway_budget(),
+        client_gateway_headers=reader.client_gateway_headers(),
     )
     if not settings.workers_dev and settings.custom_domain is None:
         _fail(
@@ -592,6 +646,34 @@ class _Reader:
                 )
         return tuple(cast(list[str], value))
 
+    def client_gateway_headers(self) -> tuple[str, ...]:
+        key = "clientGatewayHeaders"
+        value = self._structured(key, "a list of cf-aig-* header names")
+        if value is None:
+            return DEFAULT_CLIENT_GATEWAY_HEADERS
+        if not isinstance(value, list):
+            _fail(
+                key,
+                _show(value),
+                'expected a list of cf-aig-* header names such as ["cf-aig-skip-cache"], or []',
+            )
+        names: list[str] = []
+        for position, name in enumerate(value):
+            where = f"{key}[{position}]"
+            lowered = name.strip().lower() if isinstance(name, str) else None
+            if lowered is None or not _GATEWAY_HEADER.fullmatch(lowered):
+                _fail(where, _show(name), "expected an AI Gateway header name: cf-aig-<name>")
+            if lowered in OPERATOR_GATEWAY_HEADERS:
+                _fail(
+                    where,
+                    f"{name!r}, a {OPERATOR_GATEWAY_HEADERS[lowered]} control",
+                    "cost, logging, retries, routing, BYOK, authorization and metadata "
+                    "controls are the operator's: no client may send them",
+                )
+            if lowered not in names:
+                names.append(lowered)
+        return tuple(names)
+
     def provider_keys(self) -> dict[str, tuple[str, ...]]:
         value = self._structured("providerKeys", '{"<provider>": ["<key>", …]}')
         if value is None:
@@ -717,12 +799,22 @@ class _Reader:
                 limit=_whole(f"{key}.rateLimit.limit", rate["limit"], 1, MAX_CLIENT_RATE_LIMIT),
                 period=_whole(f"{key}.rateLimit.period", period, *RATE_LIMIT_PERIODS),
             )
+        models = _model_patterns(f"{key}.models", fields.get("models"))
+        endpoints = _endpoints(f"{key}.endpoints", fields.get("endpoints"), providers)
+        if endpoints is not None and models is None:
+            _fail(
+                f"{key}.endpoints",
+                f"{_show(fields['endpoints'])} for a client without models",
+                "endpoints opens endpoints to a client with models; a client without models "
+                "may already call every endpoint",
+            )
         return ClientPolicy(
-            models=_model_patterns(f"{key}.models", fields.get("models")),
+            models=models,
             providers=_provider_list(f"{key}.providers", fields.get("providers"), providers),
             rate_limit=rate_limit,
             budget=_budget(f"{key}.budget", fields.get("budget")),
             expires=_expiry(f"{key}.expires", fields.get("expires")),
+            endpoints=endpoints,
         )
 
     def gateway_budget(self) -> Budget | None:
@@ -877,6 +969,52 @@ def _model_patterns(key: str, value: object) -> tuple[str, ...] | None:
                 f"{MAX_MODEL_PATTERN_LENGTH} printable characters, no spaces",
             )
     return tuple(cast(list[str], value))
+
+
+def _endpoints(
+    key: str, value: object, configured: tuple[str, ...]
+) -> tuple[tuple[str, str], ...] | None:
+    """A list of `"METHOD /path-glob"` entries as (method, glob) pairs, or None when unset.
+
+    A glob whose first segment is `openai` is written as the `/v1/...` path clients use.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, list) or not value:
+        _fail(key, _show(value), 'expected a non-empty list such as ["GET /v1/files/*"]')
+    others = [slug for slug in configured if slug != "openai"]
+    roots = ("v1", "openai", *others)
+    entries: list[tuple[str, str]] = []
+    for position, entry in enumerate(value):
+        where = f"{key}[{position}]"
+        match = _ENDPOINT.fullmatch(entry) if isinstance(entry, str) else None
+        if (
+            match is None
+            or len(match.group(2)) > MAX_ENDPOINT_LENGTH
+            or "?" in match.group(2)
+            or "#" in match.group(2)
+        ):
+            _fail(
+                where,
+                _show(entry),
+                f'expected "METHOD /path-glob": METHOD one of {", ".join(ENDPOINT_METHODS)}, '
+                f"the path at most {MAX_ENDPOINT_LENGTH} printable characters without spaces, "
+                '? or #, where * matches anything, e.g. "GET /v1/files/*"',
+            )
+        method, glob = match.group(1), match.group(2)
+        root = glob[1:].partition("/")[0]
+        if "*" not in root and root not in roots:
+            _fail(
+                where,
+                _show(entry),
+                "the path starts with /v1/ (or /openai/) for OpenAI, or /<provider>/ for "
+                "another provider with keys"
+                + (f": {', '.join(others)}" if others else " (there is none)"),
+            )
+        if root == "openai":
+            glob = OPENAI_CLIENT_ROOT + glob[len("/openai") :]
+        entries.append((method, glob))
+    return tuple(entries)
 
 
 def _provider_list(key: str, value: object, configured: tuple[str, ...]) -> tuple[str, ...] | None:

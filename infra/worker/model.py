@@ -26,11 +26,25 @@ from infra.providers import BINDING_SEPARATORS, CLIENT_TOKENS, GATEWAY_TOKEN, PR
 from infra.secret_bindings import joined_text
 from infra.settings import (
     ALL_CLIENTS,
+    DEFAULT_CLIENT_GATEWAY_HEADERS,
     Budget,
     ClientPolicy,
     ClientRateLimit,
     Settings,
     rate_limit_binding,
+)
+from infra.worker.endpoints import (
+    UNREADABLE_MODEL_CHARACTERS,
+    AmbiguousJson,
+    UnreadableBody,
+    body_models,
+    checked_name,
+    client_path,
+    glob_matches,
+    missing_model,
+    opened,
+    read_json,
+    table_endpoint,
 )
 
 PROXIED_METHODS = ("GET", "POST", "DELETE")
@@ -96,29 +110,56 @@ CLIENT_KEY_HEADERS = tuple(
 reach a provider whose SDK would not have sent it there."""
 STRIPPED_HEADERS = (
     "cdn-loop",
-    "cf-aig-authorization",
-    "cf-aig-metadata",
-    "cf-connecting-ip",
-    "cf-connecting-ipv6",
-    "cf-ipcountry",
-    "cf-ray",
-    "cf-visitor",
     "connection",
     "content-length",
     "cookie",
     "forwarded",
     "host",
     "keep-alive",
+    "openai-organization",
+    "openai-project",
     "te",
     "trailer",
     "transfer-encoding",
     "true-client-ip",
     "upgrade",
+    "x-goog-user-project",
+    "x-http-method",
+    "x-http-method-override",
+    "x-method-override",
     "x-real-ip",
 )
 """Client headers never forwarded upstream: the client's address and cookies, hop-by-hop headers,
-and the gateway headers only the Worker may set."""
+method overrides (the method checked is the method sent), and the headers that pick which
+organization, project or billing project a pool key acts for. Those are the operator's: with keys
+of several organizations, a client's `OpenAI-Organization` would have every key but one refused,
+and the witness rule would rest them all for every client."""
 STRIPPED_HEADER_PREFIXES = ("x-forwarded-", "proxy-")
+GATEWAY_HEADER_PREFIX = "cf-"
+"""A client header with this prefix is an AI Gateway control (`cf-aig-*`, the older `cf-cache-ttl`
+and `cf-skip-cache`, and whatever Cloudflare adds next) or Cloudflare's own (`cf-connecting-ip`,
+`cf-ray`...): forwarded only when `clientGatewayHeaders` lists it (an allow list, by prefix)."""
+CACHE_TTL_HEADER = "cf-aig-cache-ttl"
+CACHE_KEY_HEADER = "cf-aig-cache-key"
+UNKEYED_HEADERS = (
+    "accept-encoding",
+    "baggage",
+    "idempotency-key",
+    "origin",
+    "priority",
+    "referer",
+    "sentry-trace",
+    "traceparent",
+    "tracestate",
+    "user-agent",
+    "x-goog-api-client",
+    "x-request-id",
+)
+"""Forwarded headers that never change a provider's answer (SDK telemetry, tracing, browser
+context) and so stay out of the shared cache key; every other forwarded header is in it."""
+UNKEYED_HEADER_PREFIXES = ("x-stainless-", "sec-", GATEWAY_HEADER_PREFIX)
+REDACTED = "[redacted]"
+"""What a pool key or the gateway token is replaced with in an error body the Worker read."""
 
 CORS_ALLOWED_HEADERS = (
     "accept",
@@ -126,27 +167,16 @@ CORS_ALLOWED_HEADERS = (
     "anthropic-dangerous-direct-browser-access",
     "anthropic-version",
     "authorization",
-    "cf-aig-backoff",
-    "cf-aig-cache-key",
-    "cf-aig-cache-ttl",
-    "cf-aig-collect-log",
-    "cf-aig-custom-cost",
-    "cf-aig-event-id",
-    "cf-aig-max-attempts",
-    "cf-aig-request-timeout",
-    "cf-aig-retry-delay",
-    "cf-aig-skip-cache",
     "content-type",
     "idempotency-key",
     "openai-beta",
-    "openai-organization",
-    "openai-project",
     "x-api-key",
     "x-goog-api-client",
     "x-goog-api-key",
 )
-"""Request headers a browser may send; the `x-stainless-*` family the official SDKs add (its
-members change between SDK releases) is allowed by prefix when a preflight asks for them."""
+"""Request headers a browser may send, besides the `clientGatewayHeaders` (no header the Worker
+drops is on it); the `x-stainless-*` family the official SDKs add (its members change between SDK
+releases) is allowed by prefix when a preflight asks for them."""
 CORS_ALLOWED_HEADER_PREFIX = "x-stainless-"
 CORS_EXPOSED_HEADERS = (
     "cf-aig-cache-status",
@@ -193,13 +223,20 @@ class WorkerConfig:
     cors_origins: tuple[str, ...]
     max_attempts: int
     max_body_bytes: int
-    cache: bool
-    """Gateway caching is on (`cacheTtl` > 0): the Worker sets a shared cache key."""
+    cache_ttl: int
+    """The gateway's cache TTL in seconds; 0 is caching off."""
     upstream_timeout_ms: int = UPSTREAM_TIMEOUT_MS
     rotation_offset: int | None = None
     """Where every key rotation starts; `None` (always, in production) means a random offset."""
     clients: Mapping[str, ClientPolicy] = field(default_factory=lambda: MappingProxyType({}))
     """Client policies by name, `"*"` for every client without its own (DESIGN §4)."""
+    client_gateway_headers: tuple[str, ...] = DEFAULT_CLIENT_GATEWAY_HEADERS
+    """The `cf-aig-*` headers a client may send (`clientGatewayHeaders`)."""
+
+    @property
+    def cache(self) -> bool:
+        """Gateway caching is on (`cacheTtl` > 0): the Worker sets a shared cache key."""
+        return self.cache_ttl > 0
 
     @classmethod
     def from_settings(
@@ -217,10 +254,11 @@ class WorkerConfig:
             cors_origins=settings.cors_origins,
             max_attempts=settings.max_attempts,
             max_body_bytes=settings.max_body_bytes,
-            cache=settings.cache_ttl > 0,
+            cache_ttl=settings.cache_ttl,
             upstream_timeout_ms=upstream_timeout_ms,
             rotation_offset=rotation_offset,
             clients=settings.clients,
+            client_gateway_headers=settings.client_gateway_headers,
         )
 
     def provider(self, slug: str) -> Provider | None:
@@ -436,12 +474,7 @@ def error_document(status: int, headers: Mapping[str, str], body: bytes) -> obje
     Only error statuses with a JSON content type are read, and only up to `ERROR_PEEK_BYTES`: a
     2xx is streamed through unread, and a large error body is passed on whole without a look.
     """
-    if status < 400 or not is_json(headers.get("content-type")):
-        return None
-    declared = headers.get("content-length", "")
-    if (_DIGITS.fullmatch(declared) and int(declared) > ERROR_PEEK_BYTES) or len(
-        body
-    ) > ERROR_PEEK_BYTES:
+    if not error_body_read(status, headers) or len(body) > ERROR_PEEK_BYTES:
         return None
     try:
         document: object = json.loads(body)
@@ -586,20 +619,58 @@ def is_failover(status: int) -> bool:
     return status in FAILOVER_STATUSES or 500 <= status <= 599
 
 
-def forwarded_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    """The client's headers that go upstream: no auth, address, cookie or hop-by-hop header."""
-    return {
-        name: value
+def forwarded_headers(
+    config: WorkerConfig, client: str, headers: Mapping[str, str]
+) -> dict[str, str]:
+    """The client's headers that go upstream: no auth, address, cookie, hop-by-hop, method
+    override or account header, and of the `cf-` ones only those `clientGatewayHeaders` lists,
+    as `gateway_control` words them."""
+    forwarded = {}
+    for name, value in headers.items():
+        if (
+            name in STRIPPED_HEADERS
+            or name in CLIENT_KEY_HEADERS
+            or name.startswith(STRIPPED_HEADER_PREFIXES)
+        ):
+            continue
+        kept: str | None = value
+        if name.startswith(GATEWAY_HEADER_PREFIX):
+            kept = gateway_control(config, client, name, value)
+        if kept is not None:
+            forwarded[name] = kept
+    return forwarded
+
+
+def gateway_control(config: WorkerConfig, client: str, name: str, value: str) -> str | None:
+    """A client's `cf-` header as it goes upstream, or None when it is dropped: not listed in
+    `clientGatewayHeaders`; a cache TTL capped at the gateway's (dropped while caching is off, or
+    when it is not a number of seconds); a cache key scoped to the client."""
+    if name not in config.client_gateway_headers:
+        return None
+    if name == CACHE_TTL_HEADER:
+        if config.cache_ttl == 0 or not _DIGITS.fullmatch(value):
+            return None
+        return str(min(int(value), config.cache_ttl))
+    if name == CACHE_KEY_HEADER:
+        return client_cache_key(client, value)
+    return value
+
+
+def cache_key(method: str, upstream_path: str, headers: Mapping[str, str], body: bytes) -> str:
+    """The shared gateway cache key: the same request shares one entry whichever key sends it.
+
+    It covers every forwarded header but those that never change an answer (`UNKEYED_HEADERS`):
+    `anthropic-version`, `anthropic-beta`, `openai-beta` and whatever a provider reads next year
+    change what comes back, and a client sending them must not decide what another client gets.
+    The headers go in as JSON, so no header or body can pass for another request's.
+    """
+    keyed = sorted(
+        [name, value]
         for name, value in headers.items()
-        if name not in STRIPPED_HEADERS
-        and name not in CLIENT_KEY_HEADERS
-        and not name.startswith(STRIPPED_HEADER_PREFIXES)
-    }
-
-
-def cache_key(method: str, upstream_path: str, body: bytes) -> str:
-    """The shared gateway cache key: the same request shares one entry whichever key sends it."""
-    return hashlib.sha256(f"{method}\n{upstream_path}\n".encode() + body).hexdigest()
+        if name not in UNKEYED_HEADERS and not name.startswith(UNKEYED_HEADER_PREFIXES)
+    )
+    listed = json.dumps(keyed, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(f"{method}\n{upstream_path}\n{listed}\n".encode() + body).hexdigest()
 
 
 def client_cache_key(client: str, value: str) -> str:
@@ -610,6 +681,50 @@ def client_cache_key(client: str, value: str) -> str:
     cache. A client name has no `:`, and the Worker's own keys are bare hex, so none can collide.
     """
     return f"{client}:{value}"
+
+
+def secret_forms(secrets: tuple[str, ...]) -> tuple[bytes, ...]:
+    """Each secret as an error body may quote it: as is and JSON-escaped (`/` also as `\\/`),
+    longest first, so the longest one matching at a place is the one replaced."""
+    forms: set[bytes] = set()
+    for secret in secrets:
+        if secret:
+            escaped = json.dumps(secret, ensure_ascii=False)[1:-1]
+            forms |= {form.encode() for form in (secret, escaped, escaped.replace("/", "\\/"))}
+    return tuple(sorted(forms, key=lambda form: (-len(form), form)))
+
+
+def redacted(body: bytes, forms: tuple[bytes, ...]) -> bytes:
+    """`body` with each quoted secret replaced by `REDACTED`, scanning left to right and trying the
+    longest form first at each place (as the Worker does, a window at a time, on a stream)."""
+    if not forms:
+        return body
+    pattern = re.compile(b"|".join(re.escape(form) for form in forms))
+    return pattern.sub(REDACTED.encode(), body)
+
+
+def error_body_read(status: int, headers: Mapping[str, str]) -> bool:
+    """Whether the Worker reads an answer's body (to tell who refused and why): an error status
+    with a JSON content type whose declared length, if any, is within `ERROR_PEEK_BYTES`. Such a
+    body is redacted before it reaches the client (one read past the bound, as it streams)."""
+    declared = headers.get("content-length", "")
+    return (
+        status >= 400
+        and is_json(headers.get("content-type"))
+        and not (_DIGITS.fullmatch(declared) and int(declared) > ERROR_PEEK_BYTES)
+    )
+
+
+def scrubbed(answer: UpstreamResponse, secrets: tuple[str, ...]) -> UpstreamResponse:
+    """An upstream answer as it may reach the client: headers scrubbed, and a body the Worker read
+    (`error_body_read`) with every pool key and the gateway token redacted, whatever its status."""
+    headers = scrubbed_headers(answer.headers, secrets)
+    body = answer.body
+    if error_body_read(answer.status, answer.headers):
+        body = redacted(body, secret_forms(secrets))
+        if body != answer.body and "content-length" in headers:
+            headers["content-length"] = str(len(body))
+    return UpstreamResponse(answer.status, headers, body)
 
 
 def scrubbed_headers(headers: Mapping[str, str], secrets: tuple[str, ...]) -> dict[str, str]:
@@ -687,7 +802,7 @@ def preflight(config: WorkerConfig, headers: Mapping[str, str]) -> Response:
         "access-control-allow-origin": allowed,
         "access-control-allow-methods": ALLOW,
         "access-control-allow-headers": ", ".join(
-            [*CORS_ALLOWED_HEADERS, *dict.fromkeys(stainless)]
+            [*CORS_ALLOWED_HEADERS, *config.client_gateway_headers, *dict.fromkeys(stainless)]
         ),
         "access-control-max-age": CORS_MAX_AGE,
     }
@@ -699,78 +814,24 @@ def preflight(config: WorkerConfig, headers: Mapping[str, str]) -> Response:
 # --- Client policy (DESIGN §4 "Client policy"): checked after authentication, before any upstream
 # call, only for the clients a policy names. The Worker implements the same functions.
 
-PATH_MODEL_PROVIDERS = {"google-ai-studio": "models", "workers-ai": "@"}
-"""Providers whose path names the model: Google's `models/<model>:<method>` segment, Workers AI's
-`@cf/<author>/<model>` (everything from the segment starting with `@`). Others, and these when
-their path names none (their OpenAI-compatible endpoints), name it in the JSON body's `model`."""
 POLICY_ERROR_TYPES = {401: "authentication_error", 403: "permission_error", 429: "rate_limit_error"}
 """The OpenAI error `type` of each policy refusal's status."""
+IDENTITY_ENCODINGS = ("", "identity")
+"""The request `Content-Encoding`s a body is read as it comes (none, or `identity`)."""
+_PRINTABLE_NAME = re.compile(r"[!-~]{1,256}")
+"""A model name a refusal may quote: printable ASCII, as `models` patterns are."""
 
 
-def glob_matches(pattern: str, name: str) -> bool:
-    """Whether `name` matches `pattern` whole, where `*` matches any run of characters."""
-    parts = pattern.split("*")
-    if len(parts) == 1:
-        return name == pattern
-    first, last = parts[0], parts[-1]
-    end = len(name) - len(last)
-    if end < len(first) or not name.startswith(first) or not name.endswith(last):
-        return False
-    position = len(first)
-    # Leftmost placement of each middle part is enough: a later one leaves less room for the rest.
-    for part in parts[1:-1]:
-        found = name.find(part, position, end)
-        if found == -1:
-            return False
-        position = found + len(part)
-    return True
-
-
-def path_model(provider: Provider, rest: str) -> str | None:
-    """The model a Google or Workers AI path names, percent-decoded; None when it names none."""
-    style = PATH_MODEL_PROVIDERS.get(provider.slug)
-    if style is None:
-        return None
-    # Decoded as the gateway and the provider will read it (the path is contained, so this ends).
+def decoded_path(rest: str) -> str:
+    """A route's remainder percent-decoded as often as the gateway and the provider might (the
+    path is contained, so this ends)."""
     text = rest
     for _ in range(_DECODE_ROUNDS + 1):
         decoded = percent_decode(text)
         if decoded == text:
             break
         text = decoded
-    segments = text.split("/")
-    if style == "models":
-        for index, segment in enumerate(segments[:-1]):
-            if segment == "models":
-                return segments[index + 1].partition(":")[0] or None
-        return None
-    for index, segment in enumerate(segments):
-        if segment.startswith("@"):
-            return "/".join(segments[index:])
-    return None
-
-
-def _no_constant(name: str) -> object:
-    raise ValueError(f"{name} is not JSON")
-
-
-def body_model(body: bytes) -> str | None:
-    """The non-empty string `model` of a JSON object body (UTF-8), or None.
-
-    Parsed as the Worker's `JSON.parse` does: a BOM is dropped, numbers are doubles (so a
-    5000-digit integer is no error), `NaN` and `Infinity` are not JSON. One difference is left:
-    a body nested deeper than Python's recursion limit is unreadable here, not in the Worker.
-    """
-    try:
-        document = json.loads(
-            body.decode("utf-8-sig", errors="replace"),
-            parse_constant=_no_constant,
-            parse_int=float,
-        )
-    except (ValueError, RecursionError):
-        return None
-    model = document.get("model") if isinstance(document, dict) else None
-    return model if isinstance(model, str) and model else None
+    return text
 
 
 def policy_of_client(config: WorkerConfig, client: str) -> ClientPolicy | None:
@@ -836,11 +897,14 @@ def check_policy(
     body: bytes,
     now_ms: int,
     limiter: Callable[[ClientRateLimit], FixedWindowLimiter],
+    encoding: str = "",
 ) -> Response | None:
-    """The refusal of the client's policy for this request, or None when it may go upstream.
+    """The refusal of the client's policy for this request, or None when it may go upstream;
+    `encoding` is the request's `Content-Encoding`.
 
-    In DESIGN §4's order: expiry, provider, model, rate limit. The rate limit is checked last, so
-    refused requests never count against it; the body is parsed only when `models` is set.
+    In DESIGN §4's order: expiry, provider, endpoint and models, rate limit. The rate limit is
+    checked last, so refused requests never count against it; the body is parsed only when
+    `models` is set.
     """
     policy = policy_of_client(config, client)
     if policy is None:
@@ -860,23 +924,9 @@ def check_policy(
             + ", ".join(policy.providers),
         )
     if policy.models is not None:
-        model = path_model(provider, rest)
-        if model is None and method == "POST":
-            model = body_model(body)
-        if model is None and method == "POST":
-            return _policy_error(
-                403,
-                "model_not_allowed",
-                f"client {client} may only use certain models, and this request names none: "
-                'send a JSON body with a "model" field',
-            )
-        if model is not None and not any(glob_matches(p, model) for p in policy.models):
-            return _policy_error(
-                403,
-                "model_not_allowed",
-                f"client {client} may not use this model; its models are "
-                + ", ".join(policy.models),
-            )
+        refusal = check_models(client, policy, provider.slug, method, rest, body, encoding)
+        if refusal is not None:
+            return refusal
     rate = policy.rate_limit
     if rate is not None and not limiter(rate).check(client, now_ms):
         return _policy_error(
@@ -887,6 +937,92 @@ def check_policy(
             {"retry-after": str(rate.period)},
         )
     return None
+
+
+def check_models(
+    client: str,
+    policy: ClientPolicy,
+    slug: str,
+    method: str,
+    rest: str,
+    body: bytes,
+    encoding: str = "",
+) -> Response | None:
+    """The refusal of a client with `models` for this request, or None: the endpoint must be one
+    `ENDPOINTS` lists or `endpoints` opens, and every model the request names must be listed."""
+    assert policy.models is not None
+    path = client_path(slug, decoded_path(rest))
+    if any(character in path for character in UNREADABLE_MODEL_CHARACTERS):
+        return _policy_error(
+            403,
+            "endpoint_not_allowed",
+            f"client {client} may not send a path that holds ? or # once decoded",
+        )
+    endpoint, path_model = table_endpoint(slug, method, path)
+    if endpoint is None and not opened(policy.endpoints, method, path):
+        return _policy_error(403, "endpoint_not_allowed", _endpoints_message(client, policy))
+    models = [] if path_model is None else [path_model]
+    # GET carries no body upstream; POST always does, DELETE when it has one.
+    if method == "POST" or (method == "DELETE" and body):
+        reads = endpoint is not None and endpoint.reads_body
+        if encoding.lower() not in IDENTITY_ENCODINGS:
+            # A compressed body is not read here, and a provider that inflates it would read it.
+            return _model_error(client, "send the body without a Content-Encoding")
+        try:
+            document = read_json(body)
+        except AmbiguousJson:
+            return _model_error(
+                client,
+                "its body names a key twice in one object, or nests deeper than aigw reads: "
+                "send it as plain JSON",
+            )
+        except UnreadableBody:
+            if reads:
+                return _model_error(client, "send a JSON object body that names its model")
+            document = None
+        problem = None
+        if reads:
+            if not isinstance(document, dict):
+                problem = "send a JSON object body that names its model"
+            else:
+                assert endpoint is not None
+                problem = missing_model(endpoint, document)
+        if problem is not None:
+            return _model_error(client, problem)
+        models += [checked_name(slug, model, True) for model in body_models(document)]
+    if any(c in model for model in models for c in UNREADABLE_MODEL_CHARACTERS):
+        return _model_error(client, "a model name with ? or # is refused")
+    refused = [m for m in models if not any(glob_matches(p, m) for p in policy.models)]
+    if refused:
+        quoted = sorted(m for m in refused if _PRINTABLE_NAME.fullmatch(m))
+        named = f"model {json.dumps(quoted[0])}" if quoted else "a model this request names"
+        return _policy_error(
+            403,
+            "model_not_allowed",
+            f"client {client} may not use {named}; its models are " + ", ".join(policy.models),
+        )
+    return None
+
+
+def _endpoints_message(client: str, policy: ClientPolicy) -> str:
+    """Why a client with `models` may not call an endpoint, and which ones it may."""
+    extra = [f"{method} {glob}" for method, glob in policy.endpoints or ()]
+    return (
+        f"client {client} may call only the inference endpoints where aigw reads every model a "
+        "request names, and the model listings"
+        + (f", and {', '.join(extra)}" if extra else "")
+        + "; the operator can open others in its policy's endpoints"
+    )
+
+
+def _model_error(client: str, problem: str) -> Response:
+    """The refusal of a request whose models cannot all be read."""
+    return _policy_error(
+        403,
+        "model_not_allowed",
+        f"client {client} may only use certain models, and aigw cannot read every model this "
+        f"request names: {problem}",
+    )
 
 
 def _policy_error(
@@ -1025,6 +1161,7 @@ class Isolate:
             request.body,
             self.clock_ms(),
             self.rate_limiter,
+            headers.get("content-encoding", ""),
         )
         if refusal is not None:
             return refusal
@@ -1052,14 +1189,13 @@ class Isolate:
         """Try keys in rotation until one gets an answer no other key could better."""
         provider = matched.provider
         upstream_path = matched.upstream_path()
-        base = forwarded_headers(headers)
+        base = forwarded_headers(self.config, client, headers)
+        if self.config.cache and CACHE_KEY_HEADER not in base:
+            base[CACHE_KEY_HEADER] = cache_key(request.method, upstream_path, base, request.body)
         gateway_token = self.env.get(GATEWAY_TOKEN, "").strip()
         if gateway_token:
             base["cf-aig-authorization"] = f"Bearer {gateway_token}"
-        if "cf-aig-cache-key" in headers:
-            base["cf-aig-cache-key"] = client_cache_key(client, headers["cf-aig-cache-key"])
-        elif self.config.cache:
-            base["cf-aig-cache-key"] = cache_key(request.method, upstream_path, request.body)
+        secrets = (*pool.keys, gateway_token)
         # GET carries no body upstream; DELETE only if it has one.
         sends_body = request.method == "POST" or (request.method == "DELETE" and request.body)
         body = request.body if sends_body else None
@@ -1102,10 +1238,8 @@ class Isolate:
             if gateway_code is not None:
                 # The gateway itself refused: no key is at fault (none rests), and another key
                 # would meet the same refusal (and count against the same limit) again.
-                kept = scrubbed_headers(answer.headers, (*pool.keys, gateway_token))
-                reply = UpstreamResponse(answer.status, kept, answer.body)
                 policy = policy_of_client(self.config, client)
-                return gateway_answer(gateway_code, reply, client, policy)
+                return gateway_answer(gateway_code, scrubbed(answer, secrets), client, policy)
             # A provider's 400 refusing the key counts as a 401 (it is passed through if last).
             key_invalid = key_invalid_400(provider.slug, answer.status, document)
             status = 401 if key_invalid else answer.status
@@ -1121,12 +1255,9 @@ class Isolate:
                 delay = retry_delay_ms(status, document)
                 pool.rest(key, now + cooldown_ms(status, answer.headers, now, delay))
             if not is_failover(status):
-                kept = scrubbed_headers(answer.headers, (*pool.keys, gateway_token))
-                return Response(answer.status, kept, answer.body)
-        if answer is not None:
-            kept = scrubbed_headers(answer.headers, (*pool.keys, gateway_token))
-            answer = UpstreamResponse(answer.status, kept, answer.body)
-        return _final(answer, provider)
+                reply = scrubbed(answer, secrets)
+                return Response(reply.status, reply.headers, reply.body)
+        return _final(None if answer is None else scrubbed(answer, secrets), provider)
 
 
 def _method_not_allowed(method: str) -> Response:
@@ -1154,7 +1285,7 @@ def _final(answer: UpstreamResponse | None, provider: Provider) -> Response:
             "upstream_key_rejected",
             f"{provider.slug} refused this request with every API key tried: the keys may be "
             "revoked (the operator should check the key pool), or the request itself is not "
-            "allowed (an OpenAI-Organization or OpenAI-Project header, say)",
+            "allowed (a model the keys' organization may not use, say)",
             kept,
             kind=UPSTREAM_ERROR_TYPE,
         )

@@ -9,7 +9,7 @@ import jinja2
 
 from infra import secret_bindings
 from infra.settings import ClientPolicy, Settings, rate_limit_binding
-from infra.worker import model
+from infra.worker import endpoints, model
 from infra.worker.model import UPSTREAM_TIMEOUT_MS, WorkerConfig, budget_text, expiry_text
 
 COMPATIBILITY_DATE = "2026-11-01"
@@ -75,10 +75,17 @@ def render_config(config: WorkerConfig) -> str:
     }
     # Pairs, not an object literal: a client called `__proto__` must stay an ordinary entry.
     policies = [[name, _policy(policy)] for name, policy in config.clients.items()]
+    # Only the configured providers' endpoints: no other provider can be routed to.
+    endpoint_table = {
+        provider.slug: [_endpoint(endpoint) for endpoint in endpoints.ENDPOINTS[provider.slug]]
+        for provider in config.providers
+    }
     context: dict[str, Any] = {
         "config": config,
         "providers": providers,
         "model": model,
+        "endpoints": endpoints,
+        "endpoint_table": endpoint_table,
         "secret_bindings": secret_bindings,
         "policies": policies,
     }
@@ -97,4 +104,18 @@ def _policy(policy: ClientPolicy) -> dict[str, Any]:
         if rate is None
         else {"binding": rate_limit_binding(rate), "limit": rate.limit, "period": rate.period},
         "budget": None if policy.budget is None else budget_text(policy.budget),
+        "endpoints": None if policy.endpoints is None else [list(e) for e in policy.endpoints],
+    }
+
+
+def _endpoint(endpoint: endpoints.Endpoint) -> dict[str, Any]:
+    """An `ENDPOINTS` entry as the Worker reads it."""
+    return {
+        "method": endpoint.method,
+        "path": endpoint.path,
+        "readsBody": endpoint.reads_body,
+        "requiresModel": endpoint.requires_model,
+        "toolModels": [list(pair) for pair in endpoint.tool_models],
+        "refusedFields": list(endpoint.refused_fields),
+        "refusedToolPrefix": endpoint.refused_tool_prefix,
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -69,3 +70,14 @@ def test_each_side_imports_only_what_it_may(module: str) -> None:
     side = _side(module)
     reached = {_side(target) for target in _imports()[module]} - {""}
     assert reached <= ALLOWED_SIDES[side], f"{module} imports {sorted(reached)}"
+
+
+def test_template_sections_name_their_modules() -> None:
+    """Each fenced section of the Worker template that names a module names one that exists, and
+    is closed by its own end fence, so a reader finds the Python from the JavaScript and back."""
+    template = (PACKAGE.parent / "worker_template" / "worker.js.j2").read_text()
+    sections = re.findall(r"^// --- (\w[\w ]*) \((infra/[\w/]+\.py)\)", template, re.MULTILINE)
+    assert sections, "no fenced section names its module"
+    for name, module in sections:
+        assert (PACKAGE.parent / module).is_file(), module
+        assert f"// --- End of {name.lower()}." in template, name

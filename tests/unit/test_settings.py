@@ -280,12 +280,67 @@ TOKEN = "client-token-0123456789"
         ),
         (
             BASE | {"clients": '{"alice": {"model": ["gpt-4o"]}}'},
-            r"^aigw:clients\.alice: got .*\(unknown field 'model'\); fields are budget, expires, "
-            r"models, providers, rateLimit",
+            r"^aigw:clients\.alice: got .*\(unknown field 'model'\); fields are budget, endpoints, "
+            r"expires, models, providers, rateLimit",
         ),
         (
             BASE | {"clients": '{"alice": "gpt-4o"}'},
-            r"^aigw:clients\.alice: got 'gpt-4o'; expected an object with budget, expires",
+            r"^aigw:clients\.alice: got 'gpt-4o'; expected an object with budget, endpoints, "
+            r"expires",
+        ),
+        (
+            BASE | {"clients": '{"alice": {"models": ["m"], "endpoints": []}}'},
+            r"^aigw:clients\.alice\.endpoints: got \[\]; expected a non-empty list such as "
+            r'\["GET /v1/files/\*"\]',
+        ),
+        (
+            BASE | {"clients": '{"alice": {"models": ["m"], "endpoints": ["PUT /v1/files"]}}'},
+            r"^aigw:clients\.alice\.endpoints\[0\]: got 'PUT /v1/files'; expected \"METHOD "
+            r"/path-glob\": METHOD one of GET, POST, DELETE, \*",
+        ),
+        (
+            BASE | {"clients": '{"alice": {"models": ["m"], "endpoints": ["GET v1/files"]}}'},
+            r"^aigw:clients\.alice\.endpoints\[0\]: got 'GET v1/files'; expected \"METHOD ",
+        ),
+        (
+            BASE | {"clients": '{"alice": {"models": ["m"], "endpoints": ["GET /v1/files?x=1"]}}'},
+            r"^aigw:clients\.alice\.endpoints\[0\]: got 'GET /v1/files\?x=1'; .* without "
+            r"spaces, \? or #",
+        ),
+        (
+            BASE | {"clients": '{"alice": {"models": ["m"], "endpoints": ["GET /files/*"]}}'},
+            r"^aigw:clients\.alice\.endpoints\[0\]: got 'GET /files/\*'; the path starts with "
+            r"/v1/ \(or /openai/\) for OpenAI, or /<provider>/ for another provider with keys "
+            r"\(there is none\)",
+        ),
+        (
+            BASE | {"clients": '{"alice": {"endpoints": ["GET /v1/files/*"]}}'},
+            r"^aigw:clients\.alice\.endpoints: got \[\"GET /v1/files/\*\"\] for a client "
+            r"without models; endpoints opens endpoints to a client with models",
+        ),
+        (
+            BASE | {"clientGatewayHeaders": '"cf-aig-skip-cache"'},
+            r"^aigw:clientGatewayHeaders: got 'cf-aig-skip-cache'; expected a list of cf-aig-\* "
+            r"header names",
+        ),
+        (
+            BASE | {"clientGatewayHeaders": '["x-custom"]'},
+            r"^aigw:clientGatewayHeaders\[0\]: got 'x-custom'; expected an AI Gateway header "
+            r"name: cf-aig-<name>",
+        ),
+        (
+            BASE | {"clientGatewayHeaders": '["cf-aig-skip-cache", "cf-aig-custom-cost"]'},
+            r"^aigw:clientGatewayHeaders\[1\]: got 'cf-aig-custom-cost', a cost control; cost, "
+            r"logging, retries, routing, BYOK, authorization and metadata controls are the "
+            r"operator's",
+        ),
+        (
+            BASE | {"clientGatewayHeaders": '["CF-AIG-Collect-Log"]'},
+            r"^aigw:clientGatewayHeaders\[0\]: got 'CF-AIG-Collect-Log', a logging control",
+        ),
+        (
+            BASE | {"clientGatewayHeaders": '["cf-aig-metadata"]'},
+            r"^aigw:clientGatewayHeaders\[0\]: got 'cf-aig-metadata', a metadata control",
         ),
         (
             BASE | {"clients": '{"alice": {"models": []}}'},
@@ -446,6 +501,39 @@ def test_client_policies_are_typed() -> None:
     )
     assert settings.clients["guest"] == ClientPolicy()
     assert settings.clients["*"].expires == datetime(2026, 6, 1, 16, 30, tzinfo=UTC)
+
+
+def test_endpoints_are_method_and_glob_pairs_with_openai_as_v1() -> None:
+    """Each endpoints entry is kept as (method, glob); an /openai/ glob is the /v1/ path clients
+    send, so both spellings open the same endpoints."""
+    endpoints = '["GET /v1/files/*", "* /openai/batches", "DELETE /anthropic/v1/files/*"]'
+    settings, _ = load(
+        BASE
+        | {
+            "providerKeys": TWO_PROVIDERS,
+            "clients": f'{{"alice": {{"models": ["gpt-4o"], "endpoints": {endpoints}}}}}',
+        },
+        "dev",
+    )
+    assert settings.clients["alice"].endpoints == (
+        ("GET", "/v1/files/*"),
+        ("*", "/v1/batches"),
+        ("DELETE", "/anthropic/v1/files/*"),
+    )
+
+
+def test_client_gateway_headers_default_to_the_cache_controls() -> None:
+    """Unset, clients may send the three cache controls; a list is lower-cased and deduplicated,
+    and [] lets clients send none."""
+    assert load(BASE, "dev")[0].client_gateway_headers == (
+        "cf-aig-skip-cache",
+        "cf-aig-cache-ttl",
+        "cf-aig-cache-key",
+    )
+    given = '["CF-AIG-Skip-Cache", "cf-aig-event-id", "cf-aig-skip-cache"]'
+    settings, _ = load(BASE | {"clientGatewayHeaders": given}, "dev")
+    assert settings.client_gateway_headers == ("cf-aig-skip-cache", "cf-aig-event-id")
+    assert load(BASE | {"clientGatewayHeaders": "[]"}, "dev")[0].client_gateway_headers == ()
 
 
 def test_client_policies_cannot_be_changed() -> None:

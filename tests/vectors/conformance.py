@@ -8,8 +8,10 @@ and the upstream must see. The Python model and the rendered Worker in workerd r
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
@@ -28,6 +30,9 @@ DEFAULT_BINDINGS = {
     "GATEWAY_TOKEN": "gw-test-token-1",
 }
 """Short, obvious fakes; a case overrides single bindings (null removes one)."""
+RELATIVE_TIME = re.compile(r"<now([+-][0-9]+)s>")
+"""A settings string `<now-2s>` is the moment 2 s before the case's settings are read: for an
+expiry an instant away, the Worker's real clock against it (the model's clock is real too)."""
 
 
 @dataclass(frozen=True)
@@ -48,11 +53,17 @@ class Case:
 
     name: str
     doc: str
-    settings: Settings
+    raw_settings: Mapping[str, object]
+    """The `aigw:` configuration, `<now±Ns>` strings still unresolved (see `settings`)."""
     bindings: Mapping[str, str]
     rotation_offset: int
     upstream_timeout_ms: int | None
     exchanges: list[Exchange] = field(default_factory=list)
+
+    @property
+    def settings(self) -> Settings:
+        """The case's settings, each `<now±Ns>` read as that many seconds from now."""
+        return load(_resolved(self.raw_settings, datetime.now(UTC)), "vectors")[0]
 
     def config(self, gateway_url: str | None = None) -> WorkerConfig:
         """The Worker configuration this case runs with."""
@@ -135,24 +146,34 @@ def _case(topic: str, raw: Mapping[str, Any]) -> Case:
         for attempt in step.get("attempts", []):
             _known(where, attempt, ATTEMPT_FIELDS)
     providers = raw.get("providers", DEFAULT_PROVIDERS)
-    settings, _ = load(
-        {
-            "accountId": ACCOUNT_ID,
-            "providerKeys": {slug: ["placeholder"] for slug in providers},
-            **raw.get("settings", {}),
-        },
-        "vectors",
-    )
+    raw_settings = {
+        "accountId": ACCOUNT_ID,
+        "providerKeys": {slug: ["placeholder"] for slug in providers},
+        **raw.get("settings", {}),
+    }
+    load(_resolved(raw_settings, datetime.now(UTC)), "vectors")  # a bad case fails at load
     bindings = {**DEFAULT_BINDINGS, **raw.get("bindings", {})}
     return Case(
         name=f"{topic}/{raw['name']}",
         doc=raw["doc"],
-        settings=settings,
+        raw_settings=raw_settings,
         bindings={name: value for name, value in bindings.items() if value is not None},
         rotation_offset=raw.get("rotation_offset", 0),
         upstream_timeout_ms=raw.get("upstream_timeout_ms"),
         exchanges=[_exchange(step) for step in raw["exchanges"]],
     )
+
+
+def _resolved(value: object, now: datetime) -> object:
+    """`value` with every `<now±Ns>` string replaced by that moment (ISO 8601, UTC)."""
+    if isinstance(value, str):
+        match = RELATIVE_TIME.fullmatch(value)
+        return value if match is None else (now + timedelta(seconds=int(match[1]))).isoformat()
+    if isinstance(value, Mapping):
+        return {key: _resolved(item, now) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_resolved(item, now) for item in value]
+    return value
 
 
 def _exchange(raw: Mapping[str, Any]) -> Exchange:

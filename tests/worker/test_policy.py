@@ -116,7 +116,8 @@ def test_models_and_globs_with_the_sdks(make_worker: MakeWorker, upstream: FakeG
             model="claude-3-opus-latest", max_tokens=16, messages=MESSAGES
         )
     assert _error(refused_claude.value) == {
-        "message": "client alice may not use this model; its models are gpt-4o-mini, "
+        "message": 'client alice may not use model "claude-3-opus-latest"; its models are '
+        "gpt-4o-mini, "
         "claude-*-haiku-*",
         "type": "permission_error",
         "code": "model_not_allowed",

@@ -182,7 +182,10 @@ def test_policies_render_as_data_never_tokens(tmp_path: Path) -> None:
         },
         "t",
     )
-    hostile = {value: ClientPolicy(models=(value,), providers=(value,)) for value in HOSTILE}
+    hostile = {
+        value: ClientPolicy(models=(value,), providers=(value,), endpoints=(("GET", value),))
+        for value in HOSTILE
+    }
     clients = {**settings.clients, **hostile}
     source = render_worker(dataclasses.replace(settings, clients=MappingProxyType(clients)))
     assert not [t for tokens in secrets.client_tokens.values() for t in tokens if t in source]
@@ -197,6 +200,7 @@ def test_policies_render_as_data_never_tokens(tmp_path: Path) -> None:
     assert list(policies) == ["__proto__", "alice", *HOSTILE]
     assert policies["__proto__"] == {
         "budget": None,
+        "endpoints": None,
         "expires": "2030-01-02T02:04:05Z",
         "expiresMs": 1893549845000,
         "models": ["gpt-*"],
@@ -208,9 +212,9 @@ def test_policies_render_as_data_never_tokens(tmp_path: Path) -> None:
         "limit": 5,
         "period": 60,
     }
-    assert [(policies[v]["models"], policies[v]["providers"]) for v in HOSTILE] == [
-        ([v], [v]) for v in HOSTILE
-    ]
+    assert [
+        (policies[v]["models"], policies[v]["providers"], policies[v]["endpoints"]) for v in HOSTILE
+    ] == [([v], [v], [["GET", v]]) for v in HOSTILE]
 
 
 def test_budget_message_agrees_with_the_model(tmp_path: Path) -> None:

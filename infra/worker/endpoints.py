@@ -1,0 +1,372 @@
+"""The endpoints a client with `models` may call, and every model a request names (DESIGN §4).
+
+A `models` list is isolation, not a field check: such a client may call only the endpoints in
+`ENDPOINTS` (inference endpoints where aigw knows every place a model is named, and the model
+listings) and those its policy's `endpoints` opens. Every model a request names is checked: the
+path's, and every string a body holds under a key that names a model (`model`, `models`,
+`tools[].model`, `answering_model`, `fallbacks`, ...), wherever it sits, but in conversation
+content. A body that cannot be read the same way here and upstream is refused: one that is not a
+JSON object, names a key twice, or nests deeper than `MAX_JSON_DEPTH`.
+
+`worker_template/worker.js.j2` implements the same functions in its "Endpoints" section; the
+table and the constants are rendered into it from here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+PATH_MODEL = "{model}"
+"""A template segment (or the part of one before `:<method>`) that names the model: checked."""
+PATH_MODEL_REST = "{model*}"
+"""The rest of the path names the model, from a segment starting with `@` (Workers AI)."""
+PATH_ID = "{id}"
+"""A template segment naming a listed entry (a model listing's one model): not checked."""
+MODEL_REST_START = "@"
+UNREADABLE_MODEL_CHARACTERS = ("?", "#")
+"""A model name holding one of these, once decoded, is refused: the path and the model come from
+the request target alone, and a `?` or `#` could end the path wherever it is decoded."""
+CONTENT_KEYS = ("messages", "input", "contents", "metadata")
+"""Keys whose values are conversation content or the client's own labels, never a model setting:
+a tool call's arguments there may well have a `model` of their own."""
+MODEL_KEY_ENDINGS = ("model", "models", "modelid", "modelname")
+"""A key names a model when, lower-cased without `_` and `-`, it ends with one of these."""
+MODEL_KEY_NAMES = ("fallback", "fallbacks")
+"""Keys that name models without saying so: Anthropic's `fallbacks` (`"default"` among them)."""
+GOOGLE_MODEL_PREFIX = "models/"
+"""Google's resource names (`models/gemini-2.0-flash`): a body's model is checked without it."""
+GOOGLE = "google-ai-studio"
+MAX_JSON_DEPTH = 64
+"""The deepest nesting of arrays and objects a checked body may have. Bodies of real requests nest
+a dozen deep; a limit keeps a crafted one from exhausting the stack here or in the Worker."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One endpoint a client with `models` may call: `path` is the client's path (`/v1/...` for
+    OpenAI), with at most one of `PATH_MODEL`, `PATH_MODEL_REST`, `PATH_ID`."""
+
+    method: str
+    path: str
+    reads_body: bool = False
+    """The request has a JSON object body that names models (every one is checked)."""
+    requires_model: bool = False
+    """The body's top-level `model` must name one: without it the provider would pick one."""
+    tool_models: tuple[tuple[str, str], ...] = ()
+    """(tool type, key) pairs: a `tools[]` entry of that type must name a model at that key
+    (dotted), or the provider runs a default one."""
+    refused_fields: tuple[str, ...] = ()
+    """Top-level body fields that run models the request does not name (stored presets, plugins,
+    prompts): a body with one is refused."""
+    refused_tool_prefix: str | None = None
+    """`tools[]` whose `type` starts with this are server tools that run models of their own."""
+
+
+def _openai_style(
+    root: str,
+    names: tuple[str, ...],
+    *,
+    listing: bool = True,
+    refused_fields: tuple[str, ...] = (),
+    tool_models: tuple[tuple[str, str], ...] = (),
+    refused_tool_prefix: str | None = None,
+) -> tuple[Endpoint, ...]:
+    """POST `<root>/<name>` for each name, each naming its model in the body's `model`, and (with
+    `listing`) GET `<root>/models` and `<root>/models/{id}`."""
+    posts = tuple(
+        Endpoint(
+            "POST",
+            f"{root}/{name}",
+            reads_body=True,
+            requires_model=True,
+            tool_models=tool_models,
+            refused_fields=refused_fields,
+            refused_tool_prefix=refused_tool_prefix,
+        )
+        for name in names
+    )
+    gets = (Endpoint("GET", f"{root}/models"), Endpoint("GET", f"{root}/models/{PATH_ID}"))
+    return posts + (gets if listing else ())
+
+
+_GOOGLE_METHODS = (
+    "generateContent",
+    "streamGenerateContent",
+    "countTokens",
+    "embedContent",
+    "batchEmbedContents",
+    "predict",
+)
+_OPENROUTER_REFUSED = ("plugins", "preset", "route")
+"""OpenRouter fields that run models the request does not name: plugins (fusion, the auto
+router), stored presets, and the legacy `route: "fallback"`."""
+_CHAT = ("chat/completions",)
+
+ENDPOINTS: Mapping[str, tuple[Endpoint, ...]] = {
+    "openai": (
+        *_openai_style(
+            "/v1",
+            (
+                "chat/completions",
+                "completions",
+                "embeddings",
+                "images/generations",
+                "audio/speech",
+                "moderations",
+            ),
+        ),
+        # A stored prompt carries its own model; image generation runs gpt-image-1 when unnamed.
+        *_openai_style(
+            "/v1",
+            ("responses", "responses/input_tokens"),
+            listing=False,
+            refused_fields=("prompt",),
+            tool_models=(("image_generation", "model"),),
+        ),
+    ),
+    "anthropic": _openai_style("/anthropic/v1", ("messages", "messages/count_tokens", "complete")),
+    GOOGLE: (
+        *(
+            Endpoint("POST", f"/{GOOGLE}/{version}/models/{PATH_MODEL}:{method}", reads_body=True)
+            for version in ("v1", "v1beta")
+            for method in _GOOGLE_METHODS
+        ),
+        *(
+            endpoint
+            for version in ("v1", "v1beta")
+            for endpoint in (
+                Endpoint("GET", f"/{GOOGLE}/{version}/models"),
+                Endpoint("GET", f"/{GOOGLE}/{version}/models/{PATH_ID}"),
+            )
+        ),
+        *_openai_style(
+            f"/{GOOGLE}/v1beta/openai", ("chat/completions", "embeddings", "images/generations")
+        ),
+    ),
+    "groq": _openai_style("/groq", _CHAT),
+    "deepseek": _openai_style("/deepseek", _CHAT),
+    "mistral": _openai_style("/mistral/v1", ("chat/completions", "fim/completions", "embeddings")),
+    # The gateway takes OpenRouter's paths with and without /v1.
+    "openrouter": tuple(
+        endpoint
+        for root in ("/openrouter", "/openrouter/v1")
+        for endpoint in _openai_style(
+            root,
+            ("chat/completions", "completions"),
+            refused_fields=_OPENROUTER_REFUSED,
+            refused_tool_prefix="openrouter:",
+        )
+    ),
+    "xai": _openai_style("/xai/v1", _CHAT),
+    "workers-ai": (
+        Endpoint("POST", f"/workers-ai/{PATH_MODEL_REST}", reads_body=True),
+        *_openai_style("/workers-ai/v1", ("chat/completions", "embeddings"), listing=False),
+    ),
+    "cerebras": _openai_style("/cerebras", ("chat/completions", "completions")),
+    "perplexity-ai": _openai_style("/perplexity-ai", _CHAT, listing=False),
+}
+"""Per provider slug, the endpoints a client with `models` may call without an `endpoints` entry.
+
+Multipart endpoints (audio transcriptions and translations, image edits) are not here: their model
+is a form field among file parts, and reading it would take a second multipart parser whose
+reading of a crafted body (a field twice, odd quoting) can differ from the provider's; a client
+that needs them gets them from its operator's `endpoints`, unchecked."""
+
+
+def glob_matches(pattern: str, name: str) -> bool:
+    """Whether `name` matches `pattern` whole, where `*` matches any run of characters."""
+    parts = pattern.split("*")
+    if len(parts) == 1:
+        return name == pattern
+    first, last = parts[0], parts[-1]
+    end = len(name) - len(last)
+    if end < len(first) or not name.startswith(first) or not name.endswith(last):
+        return False
+    position = len(first)
+    # Leftmost placement of each middle part is enough: a later one leaves less room for the rest.
+    # Each must end before the suffix starts, or it would use the suffix's characters twice.
+    for part in parts[1:-1]:
+        found = name.find(part, position, end)
+        if found == -1:
+            return False
+        position = found + len(part)
+    return True
+
+
+def client_path(slug: str, rest: str) -> str:
+    """The path endpoints are matched on: `/v1<rest>` for OpenAI (whichever route the client took),
+    `/<slug><rest>` for any other provider."""
+    return f"/v1{rest}" if slug == "openai" else f"/{slug}{rest}"
+
+
+def match_template(template: str, path: str) -> tuple[bool, str | None]:
+    """Whether `path` (decoded) is `template`'s, and the model its path names (None if none)."""
+    if PATH_MODEL_REST in template:
+        prefix = template.partition(PATH_MODEL_REST)[0]
+        model = path[len(prefix) :]
+        if path.startswith(prefix) and model.startswith(MODEL_REST_START):
+            return True, model
+        return False, None
+    for slot in (PATH_MODEL, PATH_ID):
+        if slot in template:
+            prefix, _, suffix = template.partition(slot)
+            end = len(path) - len(suffix)
+            middle = path[len(prefix) : end]
+            fits = (
+                end > len(prefix)
+                and path.startswith(prefix)
+                and path.endswith(suffix)
+                and "/" not in middle
+                and (slot == PATH_ID or ":" not in middle)
+            )
+            return fits, middle if fits and slot == PATH_MODEL else None
+    return path == template, None
+
+
+def table_endpoint(slug: str, method: str, path: str) -> tuple[Endpoint | None, str | None]:
+    """The endpoint of `ENDPOINTS` that `method` and the decoded `path` call, and the model its
+    path names; (None, None) when it is none of them."""
+    for endpoint in ENDPOINTS.get(slug, ()):
+        if endpoint.method == method:
+            fits, model = match_template(endpoint.path, path)
+            if fits:
+                return endpoint, model
+    return None, None
+
+
+def opened(endpoints: tuple[tuple[str, str], ...] | None, method: str, path: str) -> bool:
+    """Whether a policy's `endpoints` entry ("METHOD /path-glob") opens `method` on `path`."""
+    return any(
+        (allowed in ("*", method)) and glob_matches(glob, path) for allowed, glob in endpoints or ()
+    )
+
+
+class UnreadableBody(ValueError):
+    """A body no model can be read from the way the Worker reads it."""
+
+
+class NotJson(UnreadableBody):
+    """A body that is not JSON (`JSON.parse` refuses it): on an endpoint the operator opened, such
+    a body (a multipart upload, say) goes upstream unread."""
+
+
+class AmbiguousJson(UnreadableBody):
+    """JSON that two readers may read apart (a key twice in one object: `JSON.parse` keeps the
+    last value, other parsers the first) or nested past `MAX_JSON_DEPTH`: always refused."""
+
+
+def _no_constant(name: str) -> object:
+    raise NotJson(f"{name} is not JSON")
+
+
+def _pairs(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    document = dict(pairs)
+    if len(document) != len(pairs):
+        raise AmbiguousJson("a key appears twice in one object")
+    return document
+
+
+def read_json(body: bytes) -> object:
+    """A body parsed as the Worker's `JSON.parse` does; raises `NotJson` or `AmbiguousJson`.
+
+    A BOM is dropped, invalid UTF-8 is replaced, numbers are doubles (a 5000-digit integer is no
+    error), `NaN` and `Infinity` are not JSON. One difference is left: text nested deeper than
+    Python's recursion limit is `AmbiguousJson` here even when it is not JSON at all, which the
+    Worker finds out (both refuse it, but on an opened endpoint, where the Worker passes text
+    that is not JSON on unread and the provider refuses it).
+    """
+    try:
+        document: object = json.loads(
+            body.decode("utf-8-sig", errors="replace"),
+            object_pairs_hook=_pairs,
+            parse_constant=_no_constant,
+            parse_int=float,
+        )
+    except RecursionError as error:
+        raise AmbiguousJson("nested too deep") from error
+    except UnreadableBody:
+        raise
+    except ValueError as error:
+        raise NotJson("not JSON") from error
+    if _depth(document) > MAX_JSON_DEPTH:
+        raise AmbiguousJson("nested too deep")
+    return document
+
+
+def _depth(document: object) -> int:
+    """How deep arrays and objects nest in `document` (a scalar is 0), without recursion; past
+    `MAX_JSON_DEPTH` it stops counting."""
+    deepest = 0
+    stack: list[tuple[object, int]] = [(document, 1)]
+    while stack and deepest <= MAX_JSON_DEPTH:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            value = list(value.values())
+        if isinstance(value, list):
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in value)
+    return deepest
+
+
+def is_model_key(key: str) -> bool:
+    """Whether a body key names a model (`model`, `models`, `answering_model`, `modelId`, ...)."""
+    name = key.lower().replace("_", "").replace("-", "")
+    return name.endswith(MODEL_KEY_ENDINGS) or name in MODEL_KEY_NAMES
+
+
+def body_models(document: object, models: list[str] | None = None) -> list[str]:
+    """Every string a body holds under a key that names a model, at any depth but in content
+    (`CONTENT_KEYS`); a list there gives each of its strings. The body nests at most
+    `MAX_JSON_DEPTH` deep (`read_json`), so recursion is bounded."""
+    found = [] if models is None else models
+    if isinstance(document, list):
+        for item in document:
+            body_models(item, found)
+    elif isinstance(document, dict):
+        for key, child in document.items():
+            if key in CONTENT_KEYS:
+                continue
+            if is_model_key(key):
+                named = child if isinstance(child, list) else [child]
+                found.extend(item for item in named if isinstance(item, str))
+            body_models(child, found)
+    return found
+
+
+def missing_model(endpoint: Endpoint, document: dict[str, object]) -> str | None:
+    """Why a body of `endpoint` runs a model it does not name, or None: the place to name one, or
+    the field that picks models aigw cannot read."""
+    model = document.get("model")
+    if endpoint.requires_model and not (isinstance(model, str) and model):
+        return 'send a JSON body with a "model" field'
+    for field in endpoint.refused_fields:
+        if field in document:
+            return f'"{field}" picks models this request does not name: leave it out'
+    tools = document.get("tools")
+    for tool in tools if isinstance(tools, list) else []:
+        kind = tool.get("type") if isinstance(tool, dict) else None
+        if not isinstance(kind, str):
+            continue
+        prefix = endpoint.refused_tool_prefix
+        if prefix is not None and kind.startswith(prefix):
+            return f"{prefix}* server tools run models of their own: leave them out"
+        for tool_type, key in endpoint.tool_models:
+            if kind == tool_type and not _names_model(tool, key):
+                return f'a "{tool_type}" tool runs a default model: name one in its "{key}"'
+    return None
+
+
+def _names_model(tool: dict[str, object], key: str) -> bool:
+    value: object = tool
+    for part in key.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return isinstance(value, str) and value != ""
+
+
+def checked_name(slug: str, model: str, from_body: bool) -> str:
+    """The name a model is checked as: a Google body's `models/<model>` without `models/`."""
+    if from_body and slug == GOOGLE and model.startswith(GOOGLE_MODEL_PREFIX):
+        return model[len(GOOGLE_MODEL_PREFIX) :]
+    return model
