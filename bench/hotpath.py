@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -158,23 +159,34 @@ def harness(workers: dict[str, str]) -> str:
 
 
 def _aigw_source(revision: str | None) -> str:
-    """aigw's Worker as the benchmark renders it, from the template now or at `revision`."""
+    """aigw's Worker as the benchmark renders it, from the tree now or at `revision`.
+
+    A revision's Worker is rendered by that revision's own code (its template, model and
+    renderer, exported whole to a scratch folder), since a template needs the render context of
+    its own time: today's renderer cannot fill an older template, nor the other way round.
+    """
     if revision is None:
         return render.render_worker(aigw_settings("aigw"), gateway_url="http://gw")
-    template = subprocess.run(
-        ["git", "-C", str(REPO_ROOT), "show", f"{revision}:worker_template/{render.TEMPLATE}"],
-        capture_output=True,
-        text=True,
-        check=True,
+    archive = subprocess.run(
+        ["git", "-C", str(REPO_ROOT), "archive", revision], capture_output=True, check=True
     ).stdout
     with tempfile.TemporaryDirectory(prefix="aigw-hotpath-") as directory:
-        (Path(directory) / render.TEMPLATE).write_text(template)
-        original = render.TEMPLATE_DIR
-        render.TEMPLATE_DIR = Path(directory)
-        try:
-            return render.render_worker(aigw_settings("aigw"), gateway_url="http://gw")
-        finally:
-            render.TEMPLATE_DIR = original
+        subprocess.run(["tar", "-x", "-C", directory], input=archive, check=True)
+        return subprocess.run(
+            [sys.executable, "-c", _RENDER_AT_REVISION],
+            cwd=directory,
+            env={**os.environ, "PYTHONPATH": directory},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+
+
+_RENDER_AT_REVISION = (
+    "from bench.targets import aigw_settings; from infra.worker import render; "
+    "print(render.render_worker(aigw_settings('aigw'), gateway_url='http://gw'), end='')"
+)
+"""Run in a revision's exported tree: prints the bench's aigw Worker as that revision renders it."""
 
 
 if __name__ == "__main__":
