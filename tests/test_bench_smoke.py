@@ -111,12 +111,24 @@ def test_bench_prints_aigw_over_the_recipe(document: dict[str, Any]) -> None:
     assert any("throughput" in line and "goal >= 1.00x" in line for line in lines), lines
 
 
+OLDER_RENDER_CONTEXT = "3827ba1"
+"""A revision whose template needs a render context today's renderer no longer gives."""
+
+
 def test_hotpath_runs_each_worker_in_one_isolate(tmp_path: Path) -> None:
-    """`python -m bench.hotpath` calls each Worker in workerd, every call answered 200."""
+    """`python -m bench.hotpath` calls each Worker in workerd, every call answered 200, an older
+    revision's Worker (`--against`) rendered by that revision's own code."""
     if not _aigw_worker_exists():
         pytest.skip("render_worker is not implemented yet")
+    known = subprocess.run(
+        ["git", "-C", str(REPO_ROOT), "cat-file", "-e", f"{OLDER_RENDER_CONTEXT}^{{commit}}"],
+        check=False,
+    )
+    if known.returncode != 0:
+        pytest.skip(f"revision {OLDER_RENDER_CONTEXT} is not in this clone (a shallow one?)")
     figures = tmp_path / "hotpath.json"
     command = [sys.executable, "-m", "bench.hotpath", "--calls", "20", "--rounds", "2"]
+    command += ["--against", OLDER_RENDER_CONTEXT]
     done = subprocess.run(
         [*command, "--json", str(figures)],
         cwd=REPO_ROOT,
@@ -126,5 +138,6 @@ def test_hotpath_runs_each_worker_in_one_isolate(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert set(json.loads(figures.read_text())["best"]) == {"aigw", "baseline", "null"}
+    best = json.loads(figures.read_text())["best"]
+    assert set(best) == {"aigw", f"aigw@{OLDER_RENDER_CONTEXT}", "baseline", "null"}
     assert "aigw - baseline:" in done.stdout
