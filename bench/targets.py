@@ -152,8 +152,11 @@ def baseline(upstream_url: str, *, inspector_port: int | None = None) -> Iterato
 
 
 @contextlib.contextmanager
-def litellm(upstream_url: str, executable: Path | None = None) -> Iterator[Target]:
-    """LiteLLM's proxy with one deployment per key, retries and cooldown like aigw's defaults."""
+def litellm(
+    upstream_url: str, executable: Path | None = None, config_text: str | None = None
+) -> Iterator[Target]:
+    """LiteLLM's proxy with one deployment per key, retries and cooldown like aigw's defaults
+    (or `config_text`, a whole config.yaml of the caller's)."""
     binary = executable or LITELLM_VENV / "bin" / "litellm"
     if not os.access(binary, os.X_OK):
         raise Unavailable(
@@ -164,7 +167,7 @@ def litellm(upstream_url: str, executable: Path | None = None) -> Iterator[Targe
     master_key = f"sk-{CLIENT_TOKEN}"
     with tempfile.TemporaryDirectory(prefix="aigw-bench-litellm-") as workdir:
         config = Path(workdir) / "config.yaml"
-        config.write_text(_litellm_config(upstream_url, master_key))
+        config.write_text(config_text or _litellm_config(upstream_url, master_key))
         log_path = Path(workdir) / "litellm.log"
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
