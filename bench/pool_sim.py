@@ -65,7 +65,7 @@ class Scenario:
     isolates: int
     load: float
     """Offered requests per second over the pool's capacity."""
-    warmup_s: float = 20.0
+    warmup_s: float = 120.0
     measure_s: float = 60.0
     seed: int = 16
 
@@ -211,7 +211,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--loads", type=lambda text: tuple(float(n) for n in text.split(",")), default=(0.8, 1.5)
     )
     parser.add_argument("--measure", type=float, default=60.0, help="virtual seconds measured")
-    parser.add_argument("--warmup", type=float, default=20.0, help="virtual seconds before")
+    parser.add_argument("--warmup", type=float, default=120.0, help="virtual seconds before")
     parser.add_argument("--json", type=Path, help="write the figures here")
     parser.add_argument(
         "--against", metavar="REV", help="run the model as it was at this git revision instead"
