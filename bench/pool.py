@@ -28,7 +28,6 @@ import contextlib
 import json
 import math
 import random
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -41,7 +40,7 @@ import httpx
 from bench import targets
 from bench.hotpath import _aigw_source
 from bench.load import Target, chat_body, percentile
-from bench.run import DEFAULT_OUTPUT, REPO_ROOT, machine
+from bench.run import DEFAULT_OUTPUT, machine, running_upstream
 from bench.upstream import KEYS
 
 TIERS = {KEYS[0]: (40, 5.0), KEYS[1]: (40, 5.0), KEYS[2]: (40, 5.0), KEYS[3]: (10, 5.0)}
@@ -108,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "latency_ms": args.latency,
     }
     measured: dict[str, object] = {}
-    with _running_upstream() as upstream_url:
+    with running_upstream("bench.pool_upstream") as upstream_url:
         for name in [*args.targets, *(f"aigw@{revision}" for revision in args.against)]:
             print(f"{name}: starting {args.isolates if name != 'litellm' else 1} process(es)…")
             try:
@@ -162,38 +161,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 @contextlib.contextmanager
-def _running_upstream() -> Iterator[str]:
-    """The stand-in gateway in its own process."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bench.pool_upstream"],
-        cwd=REPO_ROOT,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        url = process.stdout.readline().strip()
-        if not url.startswith("http://127.0.0.1:"):
-            raise RuntimeError(f"the stand-in gateway did not start (it printed {url!r})")
-        yield url
-    finally:
-        if process.stdin:
-            process.stdin.close()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-@contextlib.contextmanager
 def _isolates(name: str, upstream_url: str, args: argparse.Namespace) -> Iterator[list[Target]]:
     """The target's processes: `--isolates` workerd processes for a Worker, one LiteLLM."""
     with contextlib.ExitStack() as stack:
         if name == "litellm":
-            config = _litellm_config(upstream_url, f"sk-{targets.CLIENT_TOKEN}")
-            yield [stack.enter_context(targets.litellm(upstream_url, args.litellm, config))]
+            rpm = {key: round(limit / window * 60) for key, (limit, window) in TIERS.items()}
+            yield [stack.enter_context(targets.litellm(upstream_url, args.litellm, rpm))]
             return
         start = (
             (lambda: _worker_at(name.partition("@")[2], upstream_url))
@@ -217,33 +190,6 @@ def _worker_at(revision: str, upstream_url: str) -> Iterator[Target]:
     headers = {"authorization": f"Bearer {targets.CLIENT_TOKEN}"}
     with serve_worker(source, bindings) as worker:
         yield Target(f"aigw@{revision}", f"{worker.url}/v1/chat/completions", lambda _: headers)
-
-
-def _litellm_config(upstream_url: str, master_key: str) -> str:
-    """LiteLLM's proxy as an operator would set it for this pool: one deployment per key with its
-    limit typed in (`rpm`), usage-based routing, two retries (three attempts, as aigw) and its
-    default cool-down."""
-    deployments = "".join(
-        f"""  - model_name: gpt-4o-mini
-    litellm_params:
-      model: openai/gpt-4o-mini
-      api_base: {upstream_url}/openai
-      api_key: {key}
-      rpm: {round(limit / window * 60)}
-"""
-        for key, (limit, window) in TIERS.items()
-    )
-    return f"""model_list:
-{deployments}router_settings:
-  routing_strategy: usage-based-routing-v2
-  num_retries: 2
-litellm_settings:
-  num_retries: 2
-  request_timeout: 30
-  telemetry: false
-general_settings:
-  master_key: {master_key}
-"""
 
 
 async def _phase(

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.pool_keys import ANTHROPIC, OPENAI, BucketKey, Tier
-from bench.upstream import KEYS, MODEL, Upstream, _read_body
+from bench.upstream import COMPLETION, KEYS, Request, Upstream, serve_connection
 
 START_WALL = time.time() - time.monotonic()
 """The Unix time of monotonic 0, for Anthropic's absolute resets."""
@@ -51,33 +51,13 @@ class PoolUpstream:
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Serve one keep-alive connection until the client closes it."""
-        try:
-            while await self._one_request(reader, writer):
-                pass
-        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
-            pass
-        finally:
-            writer.close()
+        await serve_connection(reader, writer, self._answer)
 
-    async def _one_request(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> bool:
-        try:
-            head = await reader.readuntil(b"\r\n\r\n")
-        except asyncio.IncompleteReadError:
-            return False
-        lines = head.decode("latin-1").split("\r\n")
-        method, target, _version = lines[0].split(" ", 2)
-        headers: dict[str, str] = {}
-        for line in lines[1:]:
-            name, sep, value = line.partition(":")
-            if sep:
-                headers[name.strip().lower()] = value.strip()
-        body = await _read_body(reader, headers)
-        path = target.split("?", 1)[0]
+    async def _answer(self, request: Request, writer: asyncio.StreamWriter) -> None:
+        method, path = request.method, request.path
         send = Upstream._send
         if path == "/_bench/config" and method == "PUT":
-            self.configure(json.loads(body))
+            self.configure(json.loads(request.body))
             send(writer, 204, b"")
         elif path == "/_bench/stats" and method == "GET":
             stats = {"statuses": self.statuses, "keys": self.keys}
@@ -87,11 +67,9 @@ class PoolUpstream:
             soonest = min((b.next_token_s(now) for b in self.buckets.values()), default=0.0)
             send(writer, 200, json.dumps({"seconds": soonest}).encode())
         elif method == "POST" and path.endswith(("/chat/completions", "/v1/messages")):
-            await self._complete(writer, headers, path)
+            await self._complete(writer, request.headers, path)
         else:
             send(writer, 404, b'{"error":{"message":"no such route"}}')
-        await writer.drain()
-        return headers.get("connection", "").lower() != "close"
 
     async def _complete(
         self, writer: asyncio.StreamWriter, headers: dict[str, str], path: str
@@ -120,22 +98,7 @@ class PoolUpstream:
 
 
 _ANSWERS = {
-    OPENAI: json.dumps(
-        {
-            "id": "chatcmpl-pool",
-            "object": "chat.completion",
-            "created": 1_700_000_000,
-            "model": MODEL,
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": "pong"},
-                    "finish_reason": "stop",
-                }
-            ],
-            "usage": {"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6},
-        }
-    ).encode(),
+    OPENAI: COMPLETION,
     ANTHROPIC: json.dumps(
         {
             "id": "msg_pool",
