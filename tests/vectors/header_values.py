@@ -1,5 +1,5 @@
 """Rate-limit header values and what each reads as: the same table for the model's parsers
-(tests/unit/test_key_limits.py) and the Worker's (tests/worker/test_key_limits.py).
+(tests/unit/test_key_limits.py) and the Worker's (tests/worker/test_key_limits_workerd.py).
 
 None means the value is not read (bad, absent or out of range): it is ignored, never guessed at.
 """
