@@ -36,9 +36,10 @@ RECIPE = "baseline"
 
 _HARNESS = """
 const COMPLETION = %(completion)s;
+const ANSWER_HEADERS = %(answer_headers)s;
 // Every Worker's upstream: answers at once, as a fast gateway would.
 async function stubFetch() {
-  return new Response(COMPLETION, { headers: { "content-type": "application/json" } });
+  return new Response(COMPLETION, { headers: ANSWER_HEADERS });
 }
 const null_ = { async fetch() { return new Response(COMPLETION); } };
 %(workers)s
@@ -82,7 +83,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     workers[RECIPE] = BASELINE_SOURCE.read_text().replace("__TARGET_BASE__", "http://gw/openai")
     names = [*workers, NULL]
     cpu: dict[str, list[float]] = {name: [] for name in names}
-    with serve_worker(harness(workers), {}) as worker, httpx.Client(timeout=600) as client:
+    module = harness(workers, args.rate_limit_headers)
+    with serve_worker(module, {}) as worker, httpx.Client(timeout=600) as client:
 
         def run(name: str, calls: int) -> float:
             before = process_cpu_seconds(worker.process.pid) or 0.0
@@ -128,11 +130,30 @@ def _parser() -> argparse.ArgumentParser:
         help="also measure the Worker from worker_template/ at this git revision (repeatable)",
     )
     parser.add_argument("--json", type=Path, help="write every round's figures here")
+    parser.add_argument(
+        "--rate-limit-headers",
+        action="store_true",
+        help="the stubbed upstream answers with OpenAI's x-ratelimit-* headers, as OpenAI does",
+    )
     return parser
 
 
-def harness(workers: dict[str, str]) -> str:
-    """One module holding each Worker, its `fetch` stubbed, and a handler that loops over one."""
+RATE_LIMIT_HEADERS = {
+    "x-ratelimit-limit-requests": "5000",
+    "x-ratelimit-limit-tokens": "800000",
+    "x-ratelimit-remaining-requests": "4999",
+    "x-ratelimit-remaining-tokens": "799990",
+    "x-ratelimit-reset-requests": "12ms",
+    "x-ratelimit-reset-tokens": "0s",
+}
+"""What OpenAI's answers carry (`--rate-limit-headers`): every one is read by aigw's Worker."""
+
+
+def harness(workers: dict[str, str], rate_limit_headers: bool = False) -> str:
+    """One module holding each Worker, its `fetch` stubbed, and a handler that loops over one.
+
+    With `rate_limit_headers`, the stub answers with OpenAI's rate-limit headers, as real ones
+    do; without, with its content type only."""
     wrapped = []
     for number, source in enumerate(workers.values()):
         # Each Worker in its own function scope: its top-level names stay its own, and `fetch`
@@ -150,6 +171,10 @@ def harness(workers: dict[str, str]) -> str:
     }
     return _HARNESS % {
         "completion": json.dumps(json.dumps(completion)),
+        "answer_headers": json.dumps(
+            {"content-type": "application/json"}
+            | (RATE_LIMIT_HEADERS if rate_limit_headers else {})
+        ),
         "workers": "\n".join(wrapped),
         "names": ", ".join(names),
         "body": json.dumps(json.dumps(chat_body(False))),

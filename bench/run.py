@@ -187,10 +187,11 @@ def _limited_concurrency(profile: Profile) -> int:
 
 
 @contextlib.contextmanager
-def running_upstream() -> Iterator[str]:
-    """The fake gateway in its own process, so it does not share the client's event loop."""
+def running_upstream(module: str = "bench.upstream") -> Iterator[str]:
+    """The fake gateway (`module`, run with `-m`) in its own process, so it does not share the
+    client's event loop."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "bench.upstream"],
+        [sys.executable, "-m", module],
         cwd=REPO_ROOT,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,

@@ -152,8 +152,11 @@ def baseline(upstream_url: str, *, inspector_port: int | None = None) -> Iterato
 
 
 @contextlib.contextmanager
-def litellm(upstream_url: str, executable: Path | None = None) -> Iterator[Target]:
-    """LiteLLM's proxy with one deployment per key, retries and cooldown like aigw's defaults."""
+def litellm(
+    upstream_url: str, executable: Path | None = None, rpm: Mapping[str, int] | None = None
+) -> Iterator[Target]:
+    """LiteLLM's proxy with one deployment per key, retries and cooldown like aigw's defaults; with
+    `rpm` (key -> requests per minute), each key's limit typed in, as `_litellm_config` says."""
     binary = executable or LITELLM_VENV / "bin" / "litellm"
     if not os.access(binary, os.X_OK):
         raise Unavailable(
@@ -164,7 +167,7 @@ def litellm(upstream_url: str, executable: Path | None = None) -> Iterator[Targe
     master_key = f"sk-{CLIENT_TOKEN}"
     with tempfile.TemporaryDirectory(prefix="aigw-bench-litellm-") as workdir:
         config = Path(workdir) / "config.yaml"
-        config.write_text(_litellm_config(upstream_url, master_key))
+        config.write_text(_litellm_config(upstream_url, master_key, rpm))
         log_path = Path(workdir) / "litellm.log"
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -214,7 +217,13 @@ def litellm_version(executable: Path | None = None) -> str | None:
     return done.stdout.strip() or None
 
 
-def _litellm_config(upstream_url: str, master_key: str) -> str:
+def _litellm_config(
+    upstream_url: str, master_key: str, rpm: Mapping[str, int] | None = None
+) -> str:
+    """LiteLLM's config.yaml: one deployment per key, two retries (three attempts, like aigw's
+    maxAttempts). Without `rpm`, no cool-down, like aigw given the fake gateway's `Retry-After:
+    0`; with it, as an operator would set a pool of known limits: each key's `rpm` typed in,
+    usage-based routing, and LiteLLM's default cool-down."""
     deployments = "".join(
         f"""  - model_name: gpt-4o-mini
     litellm_params:
@@ -222,18 +231,18 @@ def _litellm_config(upstream_url: str, master_key: str) -> str:
       api_base: {upstream_url}/openai
       api_key: {key}
 """
+        + ("" if rpm is None else f"      rpm: {rpm[key]}\n")
         for key in KEYS
     )
-    # Two retries = three attempts, like aigw's maxAttempts; no cool-down, like aigw given the fake
-    # gateway's `Retry-After: 0`.
+    router = (
+        "  routing_strategy: simple-shuffle\n  num_retries: 2\n  retry_after: 0\n"
+        "  cooldown_time: 0\n  allowed_fails: 0\n"
+        if rpm is None
+        else "  routing_strategy: usage-based-routing-v2\n  num_retries: 2\n"
+    )
     return f"""model_list:
 {deployments}router_settings:
-  routing_strategy: simple-shuffle
-  num_retries: 2
-  retry_after: 0
-  cooldown_time: 0
-  allowed_fails: 0
-litellm_settings:
+{router}litellm_settings:
   num_retries: 2
   request_timeout: 30
   telemetry: false

@@ -18,6 +18,7 @@ import random
 import sys
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,31 +57,10 @@ class Upstream:
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Serve one keep-alive connection until the client closes it."""
-        try:
-            while await self._one_request(reader, writer):
-                pass
-        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
-            pass
-        finally:
-            writer.close()
+        await serve_connection(reader, writer, self._answer)
 
-    async def _one_request(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> bool:
-        try:
-            head = await reader.readuntil(b"\r\n\r\n")
-        except asyncio.IncompleteReadError:
-            return False
-        lines = head.decode("latin-1").split("\r\n")
-        method, target, _version = lines[0].split(" ", 2)
-        headers: dict[str, str] = {}
-        for line in lines[1:]:
-            name, sep, value = line.partition(":")
-            if sep:
-                headers[name.strip().lower()] = value.strip()
-        body = await _read_body(reader, headers)
-        keep_alive = headers.get("connection", "").lower() != "close"
-        path = target.split("?", 1)[0]
+    async def _answer(self, request: Request, writer: asyncio.StreamWriter) -> None:
+        method, path, headers, body = request.method, request.path, request.headers, request.body
         if path == "/_bench/config" and method == "PUT":
             self._configure(json.loads(body))
             self._send(writer, 204, b"")
@@ -92,8 +72,6 @@ class Upstream:
             await self._complete(writer, headers, body)
         else:
             self._send(writer, 404, _error("no such route", "not_found"))
-        await writer.drain()
-        return keep_alive
 
     def _configure(self, raw: dict[str, Any]) -> None:
         """Apply a `PUT /_bench/config` (the benchmark's own JSON) and start counting afresh."""
@@ -134,7 +112,7 @@ class Upstream:
         if request.get("stream"):
             await self._stream(writer)
         else:
-            self._send(writer, 200, _COMPLETION)
+            self._send(writer, 200, COMPLETION)
 
     async def _stream(self, writer: asyncio.StreamWriter) -> None:
         writer.write(
@@ -170,6 +148,55 @@ class Upstream:
         head.append(f"content-length: {len(body)}")
         head.extend(f"{name}: {value}" for name, value in (extra or {}).items())
         writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
+
+
+@dataclass(frozen=True)
+class Request:
+    """One HTTP/1.1 request as the stand-ins read it: lower-case header names."""
+
+    method: str
+    target: str
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def path(self) -> str:
+        """The target without its query string."""
+        return self.target.split("?", 1)[0]
+
+
+async def serve_connection(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    answer: Callable[[Request, asyncio.StreamWriter], Awaitable[None]],
+) -> None:
+    """Serve one keep-alive connection, each request answered by `answer`, until it closes."""
+    try:
+        while (request := await _read_request(reader)) is not None:
+            await answer(request, writer)
+            await writer.drain()
+            if request.headers.get("connection", "").lower() == "close":
+                break
+    except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+        pass
+    finally:
+        writer.close()
+
+
+async def _read_request(reader: asyncio.StreamReader) -> Request | None:
+    """The next request on the connection, or None when the client closed it."""
+    try:
+        head = await reader.readuntil(b"\r\n\r\n")
+    except asyncio.IncompleteReadError:
+        return None
+    lines = head.decode("latin-1").split("\r\n")
+    method, target, _version = lines[0].split(" ", 2)
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        name, sep, value = line.partition(":")
+        if sep:
+            headers[name.strip().lower()] = value.strip()
+    return Request(method, target, headers, await _read_body(reader, headers))
 
 
 async def _read_body(reader: asyncio.StreamReader, headers: dict[str, str]) -> bytes:
@@ -210,7 +237,7 @@ def _error(message: str, code: str) -> bytes:
     return json.dumps({"error": {"message": message, "type": code, "code": code}}).encode()
 
 
-_COMPLETION = json.dumps(
+COMPLETION = json.dumps(
     {
         "id": "chatcmpl-bench",
         "object": "chat.completion",

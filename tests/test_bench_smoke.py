@@ -141,3 +141,44 @@ def test_hotpath_runs_each_worker_in_one_isolate(tmp_path: Path) -> None:
     best = json.loads(figures.read_text())["best"]
     assert set(best) == {"aigw", f"aigw@{OLDER_RENDER_CONTEXT}", "baseline", "null"}
     assert "aigw - baseline:" in done.stdout
+
+
+def test_pool_bench_runs(tmp_path: Path) -> None:
+    """`python -m bench.pool` runs the Workers against the rate-limited stand-in and reports every
+    figure for each (a few seconds; LiteLLM pointed at nothing is skipped with the reason)."""
+    command = [sys.executable, "-m", "bench.pool", "--isolates", "2", "--warmup", "1"]
+    command += ["--measure", "3", "--loads", "1.5", "--no-plot", "--output-dir", str(tmp_path)]
+    command += ["--litellm", str(tmp_path / "none")]
+    done = subprocess.run(
+        command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    document = json.loads((tmp_path / "pool.json").read_text())
+    measured = document["targets"]
+    assert "not installed" in str(measured["litellm"]["skipped"])
+    for target in ("aigw", "baseline"):
+        [figures] = measured[target]
+        assert figures["load"] == 1.5
+        assert figures["requests"] > 0
+        assert figures["client_statuses"].get("200", 0) > 0, figures
+        assert figures["upstream_attempts_per_request"] > 0
+
+
+def test_pool_simulation_keeps_the_goals_in_virtual_time(tmp_path: Path) -> None:
+    """`python -m bench.pool_sim` drives the model's own pool in virtual time (deterministic, no
+    waiting): with the benchmark's four keys and three isolates, 80% of capacity is all answered
+    without an upstream 429, and 150% costs at most 1.10 upstream attempts per request."""
+    output = tmp_path / "sim.json"
+    command = [sys.executable, "-m", "bench.pool_sim", "--keys", "4", "--isolates", "3"]
+    command += ["--warmup", "20", "--measure", "60", "--json", str(output)]
+    done = subprocess.run(
+        command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    normal, overload = json.loads(output.read_text())
+    assert (normal["load"], overload["load"]) == (0.8, 1.5)
+    assert normal["answered_share"] >= 0.995
+    assert normal["upstream_429_per_request"] <= 0.01
+    assert overload["goodput_over_capacity"] >= 0.95
+    assert overload["attempts_per_request"] <= 1.10
+    assert overload["client_429_retry_after_late"] == 0

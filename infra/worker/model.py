@@ -33,6 +33,7 @@ from infra.settings import (
     Settings,
     rate_limit_binding,
 )
+from infra.worker import key_limits
 from infra.worker.endpoints import (
     UNREADABLE_MODEL_CHARACTERS,
     AmbiguousJson,
@@ -46,6 +47,7 @@ from infra.worker.endpoints import (
     read_json,
     table_endpoint,
 )
+from infra.worker.key_limits import MAX_COOLDOWN_MS, KeyState
 
 PROXIED_METHODS = ("GET", "POST", "DELETE")
 ALLOW = "GET, POST, DELETE, OPTIONS"
@@ -59,11 +61,11 @@ FAILOVER_STATUSES = (401, 402, 403, 429)
 KEY_REJECTED_STATUSES = (401, 402, 403)
 """Statuses that mean the key itself is refused (revoked, unpaid): it cools down for long."""
 RATE_LIMITED_COOLDOWN_MS = 10_000
-"""How long a key rests after a 429 that carried no usable `Retry-After`."""
+"""How long a key rests after a 429 that stated no time (no `Retry-After`, `retry-after-ms`,
+`RetryInfo` or rate-limit headers at 0): a guess of the Worker's own, so the key is still tried
+when every other key rests too."""
 REJECTED_COOLDOWN_MS = 900_000
 """How long a key rests after a 401, 402 or 403 (once another key answered that request)."""
-MAX_COOLDOWN_MS = 3_600_000
-"""The longest rest a `Retry-After` can impose, so a bogus date cannot retire a key for good."""
 KEY_INVALID_REASONS = {"google-ai-studio": "API_KEY_INVALID"}
 """Providers that refuse a bad key with 400 rather than 401, and the `reason` their error names.
 
@@ -185,6 +187,7 @@ CORS_EXPOSED_HEADERS = (
     "openai-version",
     "request-id",
     "retry-after",
+    "retry-after-ms",
     "x-ratelimit-limit-requests",
     "x-ratelimit-limit-tokens",
     "x-ratelimit-remaining-requests",
@@ -445,19 +448,26 @@ def retry_after_ms(value: str | None, now_ms: int) -> int | None:
     return min(max(delay, 0), MAX_COOLDOWN_MS)
 
 
+def stated_delay_ms(
+    headers: Mapping[str, str], now_ms: int, retry_delay: int | None = None
+) -> int | None:
+    """How long a 429 says to wait: Google's `retryDelay`, else `retry-after-ms`, else
+    `Retry-After` (the official SDKs' order); None when it states nothing usable."""
+    if retry_delay is not None:
+        return retry_delay
+    delay = key_limits.retry_after_ms_value(headers.get(key_limits.RETRY_AFTER_MS_HEADER))
+    return delay if delay is not None else retry_after_ms(headers.get("retry-after"), now_ms)
+
+
 def cooldown_ms(
     status: int, headers: Mapping[str, str], now_ms: int, retry_delay: int | None = None
 ) -> int:
     """How long a key rests after an answer: long when refused, on 429 as the provider says
-    (Google's `retryDelay`, else `Retry-After`) or a short default, else not at all."""
+    (`stated_delay_ms`) or a short default, else not at all."""
     if status in KEY_REJECTED_STATUSES:
         return REJECTED_COOLDOWN_MS
     if status == 429:
-        delay = (
-            retry_delay
-            if retry_delay is not None
-            else retry_after_ms(headers.get("retry-after"), now_ms)
-        )
+        delay = stated_delay_ms(headers, now_ms, retry_delay)
         return RATE_LIMITED_COOLDOWN_MS if delay is None else delay
     return 0
 
@@ -531,18 +541,46 @@ def insufficient_quota(status: int, document: object) -> bool:
     return INSUFFICIENT_QUOTA in (error.get("code"), error.get("type"))
 
 
+def quota_ids(document: object) -> list[object]:
+    """The `quotaId` of every violation in a Google error's `QuotaFailure` details."""
+    ids = []
+    for detail in _details(document):
+        violations = detail.get("violations")
+        if detail.get("@type") == QUOTA_FAILURE_TYPE and isinstance(violations, list):
+            ids += [v.get("quotaId") if isinstance(v, dict) else None for v in violations]
+    return ids
+
+
 def per_day_quota(status: int, document: object) -> bool:
     """Whether an answer is Google's 429 for a quota that is per day (`quotaId` with `PerDay`)."""
     if status != 429:
         return False
-    for detail in _details(document):
-        violations = detail.get("violations")
-        if detail.get("@type") == QUOTA_FAILURE_TYPE and isinstance(violations, list):
-            for violation in violations:
-                quota = violation.get("quotaId") if isinstance(violation, dict) else None
-                if isinstance(quota, str) and PER_DAY_QUOTA in quota:
-                    return True
-    return False
+    return any(isinstance(quota, str) and PER_DAY_QUOTA in quota for quota in quota_ids(document))
+
+
+def per_model_quota(provider: Provider, status: int, document: object) -> bool:
+    """Whether an answer is a 429 of a provider whose quotas can be per model, for quotas that
+    all are (`key_limits.per_model_quota`): the key rests for the request's model only."""
+    return (
+        status == 429
+        and provider.slug in key_limits.MODEL_QUOTA_PROVIDERS
+        and key_limits.per_model_quota(quota_ids(document))
+    )
+
+
+def request_model(provider: Provider, method: str, rest: str, body: bytes) -> str | None:
+    """The model a request names, for a rest of one model only: its path's (Google's
+    `models/<model>:<method>`), else its body's top-level `model`; None when it names none."""
+    slug = provider.slug
+    _, model = table_endpoint(slug, method, client_path(slug, decoded_path(rest)))
+    if model is not None:
+        return model
+    try:
+        document = read_json(body)
+    except UnreadableBody:
+        return None
+    named = document.get("model") if isinstance(document, dict) else None
+    return checked_name(slug, named, True) if isinstance(named, str) and named else None
 
 
 def retry_delay_ms(status: int, document: object) -> int | None:
@@ -1036,13 +1074,24 @@ def _policy_error(
 
 @dataclass
 class KeyPool:
-    """One provider's keys in this isolate: where its rotation is, and which keys are resting."""
+    """One provider's keys in this isolate: where its rotation is, and what each key has left
+    (`key_limits` keeps, reads and weighs that)."""
 
     keys: tuple[str, ...] = field(repr=False)
     next: int
-    resting_until: dict[str, int] = field(default_factory=dict, repr=False)
     source: str = field(default="", repr=False)
     """The binding text the keys came from."""
+    states: list[KeyState] = field(init=False, repr=False)
+    """Each key's state, in the order of `keys`."""
+    indexes: dict[str, int] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.states = [KeyState() for _ in self.keys]
+        self.indexes = {key: index for index, key in enumerate(self.keys)}
+
+    def state(self, key: str) -> KeyState:
+        """What this isolate knows of `key`."""
+        return self.states[self.indexes[key]]
 
     def start(self) -> int:
         """The index this request starts at; the next request starts one further."""
@@ -1050,19 +1099,66 @@ class KeyPool:
         self.next += 1
         return index
 
-    def pick(self, start: int, tried: set[str], now_ms: int) -> str | None:
-        """The next untried key in rotation order that is not resting, else the soonest rested."""
-        order = [self.keys[(start + step) % len(self.keys)] for step in range(len(self.keys))]
-        untried = [key for key in order if key not in tried]
-        ready = [key for key in untried if self.resting_until.get(key, 0) <= now_ms]
-        if ready:
-            return ready[0]
-        # Never refuse on our own account: a resting key may still answer.
-        return min(untried, key=lambda key: self.resting_until[key], default=None)
+    def pick(
+        self, start: int, tried: set[str], now_ms: int, model: str | None = None
+    ) -> str | None:
+        """The untried key with the most left that is not resting (rotation order from `start`
+        among equals), else the one resting on a guess that recovers soonest, else None."""
+        index = key_limits.choose(self.keys, self.states, start, tried, now_ms, model)
+        return None if index is None else self.keys[index]
 
-    def rest(self, key: str, until_ms: int) -> None:
-        """Keep `key` out of rotation until `until_ms` (never shortening a longer rest)."""
-        self.resting_until[key] = max(self.resting_until.get(key, 0), until_ms)
+    def rest(
+        self,
+        key: str,
+        until_ms: int,
+        *,
+        stated: bool = False,
+        model: str | None = None,
+        now_ms: int = 0,
+    ) -> None:
+        """Keep `key` out of use until `until_ms` (for `model` only, if given), never shortening
+        a longer rest; `stated` when the provider stated the time."""
+        key_limits.rest(self.state(key), until_ms, stated, now_ms, model)
+
+    def exhausted_until(self, now_ms: int, model: str | None = None) -> float | None:
+        """When every key rests on a time its provider stated, the soonest; else None."""
+        return key_limits.exhausted_until(self.states, now_ms, model)
+
+    def learn(
+        self,
+        key: str,
+        mark: int,
+        provider: Provider,
+        answer: UpstreamResponse,
+        status: int,
+        document: object,
+        now_ms: int,
+        model: str | None,
+    ) -> bool:
+        """Learn what an answer says of `key` (`mark` from `key_limits.sending`): its rate-limit
+        headers, and on a 429 its rest. True when the 429 is the request's own fault: it goes
+        to the client as it is, with no failover and no rest."""
+        state = self.state(key)
+        known = state.requests_limit > 0 or state.tokens_limit > 0
+        style = key_limits.RATE_LIMIT_STYLES.get(provider.slug)
+        read = key_limits.observe(state, style, answer.headers, now_ms, mark)
+        if status != 429:
+            if status < 400:
+                key_limits.answered(state)
+            return False
+        if key_limits.request_too_large(status, _error(document)):
+            return True
+        delay = stated_delay_ms(answer.headers, now_ms, retry_delay_ms(status, document))
+        scope = model if per_model_quota(provider, status, document) else None
+        if delay is not None:
+            key_limits.rest(state, now_ms + delay, True, now_ms, scope)
+        elif not read or key_limits.stated_until(state, now_ms, scope) <= now_ms:
+            # Nothing stated when the key takes requests again: a guess, still tried as a last
+            # resort.
+            key_limits.rest(state, now_ms + RATE_LIMITED_COOLDOWN_MS, False, now_ms, scope)
+        if known and not insufficient_quota(status, document):
+            key_limits.contended(state)
+        return False
 
 
 class Isolate:
@@ -1199,6 +1295,12 @@ class Isolate:
         # GET carries no body upstream; DELETE only if it has one.
         sends_body = request.method == "POST" or (request.method == "DELETE" and request.body)
         body = request.body if sends_body else None
+        # Google's quotas can be per model: a request to it is known by its model too.
+        model = (
+            request_model(provider, request.method, matched.rest, request.body)
+            if provider.slug in key_limits.MODEL_QUOTA_PROVIDERS
+            else None
+        )
         start = pool.start()
         tried: set[str] = set()
         # Keys refused (401/402/403) or otherwise condemned for long in this request, with the
@@ -1206,14 +1308,20 @@ class Isolate:
         # such a verdict: when every key gets one, the request (a bogus OpenAI-Organization,
         # say) or the gateway's own auth is at fault, not the keys, and resting them all would
         # let any client retire the whole pool.
-        refused: list[tuple[str, int]] = []
+        refused: list[tuple[str, int, str | None]] = []
         # The last attempt's answer; None when it did not reach the gateway.
         answer: UpstreamResponse | None = None
         for _ in range(self.config.max_attempts):
-            key = pool.pick(start, tried, self.clock_ms())
+            key = pool.pick(start, tried, self.clock_ms(), model)
             if key is None:
+                # The keys left all rest on times their provider stated: none is sent to, and
+                # when every key of the pool does, the client is told when one will take it.
+                until = pool.exhausted_until(self.clock_ms(), model)
+                if until is not None and len(tried) < len(pool.keys):
+                    return pool_exhausted(provider, until, self.clock_ms())
                 break
             tried.add(key)
+            mark = key_limits.sending(pool.state(key))
             attempt_headers = {
                 **base,
                 provider.key_header: provider.key_prefix + key,
@@ -1245,19 +1353,29 @@ class Isolate:
             status = 401 if key_invalid else answer.status
             held = held_rest_until(status, document, now)
             if held is not None:
-                refused.append((key, held))
+                scope = model if per_model_quota(provider, status, document) else None
+                refused.append((key, held, scope))
             else:
-                for refused_key, until in refused:
-                    pool.rest(refused_key, until)
+                for refused_key, until, scope in refused:
+                    pool.rest(refused_key, until, model=scope, now_ms=now)
                 refused.clear()
-            if status == 429:
-                # Even a zero rest is applied: it never shortens a longer one the key has.
-                delay = retry_delay_ms(status, document)
-                pool.rest(key, now + cooldown_ms(status, answer.headers, now, delay))
-            if not is_failover(status):
+            own_fault = pool.learn(key, mark, provider, answer, status, document, now, model)
+            if not is_failover(status) or own_fault:
                 reply = scrubbed(answer, secrets)
                 return Response(reply.status, reply.headers, reply.body)
         return _final(None if answer is None else scrubbed(answer, secrets), provider)
+
+
+def pool_exhausted(provider: Provider, until: float, now_ms: int) -> Response:
+    """`429 pool_exhausted`: every key rests on a time its provider stated, the soonest `until`."""
+    seconds, wait_ms = key_limits.pool_exhausted_wait(until, now_ms)
+    return error(
+        429,
+        key_limits.POOL_EXHAUSTED,
+        key_limits.pool_exhausted_message(provider.slug, seconds),
+        {"retry-after": str(seconds), key_limits.RETRY_AFTER_MS_HEADER: str(wait_ms)},
+        kind=RATE_LIMIT_ERROR_TYPE,
+    )
 
 
 def _method_not_allowed(method: str) -> Response:

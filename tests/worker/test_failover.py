@@ -83,7 +83,8 @@ def test_all_keys_rate_limited_passes_on_429_and_retry_after(
     worker: RunningWorker, upstream: FakeGateway
 ) -> None:
     """With every key limited the client gets the upstream's 429 and Retry-After; the next request
-    is still tried upstream (the Worker never refuses on its own)."""
+    is not sent upstream at all: every key rests on the time its 429 stated, so the Worker
+    answers `pool_exhausted` with a Retry-After no later than that time."""
     upstream.retry_after = "7"
     for key in OPENAI_KEYS:
         upstream.behaviours[key] = "rate_limited"
@@ -95,6 +96,25 @@ def test_all_keys_rate_limited_passes_on_429_and_retry_after(
     assert tried == len(OPENAI_KEYS)
     second = _chat(worker)
     assert second.status_code == 429
+    assert second.json()["error"]["code"] == "pool_exhausted"
+    assert second.headers["retry-after"] == "7"
+    assert 6_000 < int(second.headers["retry-after-ms"]) <= 7_000
+    assert len(upstream.requests) == tried
+
+
+def test_keys_resting_on_a_guess_are_still_tried(
+    worker: RunningWorker, upstream: FakeGateway
+) -> None:
+    """429s that state no time rest their keys on a guess of the Worker's own: with every key so
+    rested, the next request is still sent upstream (the Worker never refuses on a guess)."""
+    upstream.retry_after = "soon"
+    for key in OPENAI_KEYS:
+        upstream.behaviours[key] = "rate_limited"
+    assert _chat(worker).status_code == 429
+    tried = len(upstream.requests)
+    second = _chat(worker)
+    assert second.status_code == 429
+    assert second.headers["retry-after"] == "soon"
     assert len(upstream.requests) > tried
 
 

@@ -54,6 +54,9 @@ def _exchanges(worker: RunningWorker, upstream: FakeGateway) -> list[httpx.Respo
         upstream.behaviours[OPENAI_KEYS[1]] = "revoked"
         for _ in OPENAI_KEYS:
             keep(client.post("/v1/chat/completions", json=CHAT, headers=AUTH))
+        # 429s that state no time rest their keys on a guess, so the revoked keys below are
+        # still tried (a stated time would have the Worker answer pool_exhausted itself).
+        upstream.retry_after = "soon"
         for key in ANTHROPIC_KEYS:
             upstream.behaviours[key] = "rate_limited"
         keep(client.post("/anthropic/v1/messages", json=MESSAGE, headers=AUTH))

@@ -1,0 +1,134 @@
+"""A stand-in AI Gateway whose provider keys are rate-limited, for `python -m bench.pool`.
+
+Each pool key is a token bucket (`bench/pool_keys.py`) and every answer carries that provider's
+rate-limit headers: a path under `/anthropic/` answers as Anthropic does, any other as OpenAI does.
+A request takes a token when it arrives and is answered after `latency_ms`, as a provider would
+after generating; one that finds no token gets the provider's 429 at once. It runs in its own
+process (`python -m bench.pool_upstream` prints its URL and serves until stdin closes), so the
+benchmark's client does not share its event loop.
+
+`PUT /_bench/config` sets the keys' tiers, the latency and fills every bucket; `GET /_bench/stats`
+counts the answers since; `GET /_bench/soonest` says in how many seconds some key takes a request
+again (0 when one would take it now), which the benchmark compares with a client's `Retry-After`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.pool_keys import ANTHROPIC, OPENAI, BucketKey, Tier
+from bench.upstream import COMPLETION, KEYS, Request, Upstream, serve_connection
+
+START_WALL = time.time() - time.monotonic()
+"""The Unix time of monotonic 0, for Anthropic's absolute resets."""
+
+
+@dataclass
+class PoolUpstream:
+    """The stand-in's state: the keys' buckets and what they answered."""
+
+    buckets: dict[str, BucketKey] = field(default_factory=dict)
+    latency_s: float = 0.05
+    statuses: Counter[str] = field(default_factory=Counter)
+    keys: Counter[str] = field(default_factory=Counter)
+
+    def configure(self, raw: dict[str, Any]) -> None:
+        """`{"tiers": {key: [limit, window_s]}, "latency_ms": n}`: fresh, full buckets."""
+        self.buckets = {
+            key: BucketKey(key, Tier(int(limit), float(window)), at_s=time.monotonic())
+            for key, (limit, window) in raw["tiers"].items()
+        }
+        self.latency_s = float(raw.get("latency_ms", 50)) / 1000
+        self.statuses.clear()
+        self.keys.clear()
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Serve one keep-alive connection until the client closes it."""
+        await serve_connection(reader, writer, self._answer)
+
+    async def _answer(self, request: Request, writer: asyncio.StreamWriter) -> None:
+        method, path = request.method, request.path
+        send = Upstream._send
+        if path == "/_bench/config" and method == "PUT":
+            self.configure(json.loads(request.body))
+            send(writer, 204, b"")
+        elif path == "/_bench/stats" and method == "GET":
+            stats = {"statuses": self.statuses, "keys": self.keys}
+            send(writer, 200, json.dumps(stats).encode())
+        elif path == "/_bench/soonest" and method == "GET":
+            now = time.monotonic()
+            soonest = min((b.next_token_s(now) for b in self.buckets.values()), default=0.0)
+            send(writer, 200, json.dumps({"seconds": soonest}).encode())
+        elif method == "POST" and path.endswith(("/chat/completions", "/v1/messages")):
+            await self._complete(writer, request.headers, path)
+        else:
+            send(writer, 404, b'{"error":{"message":"no such route"}}')
+
+    async def _complete(
+        self, writer: asyncio.StreamWriter, headers: dict[str, str], path: str
+    ) -> None:
+        style = ANTHROPIC if "/anthropic/" in path else OPENAI
+        key = headers.get("x-api-key") if style == ANTHROPIC else None
+        key = key or headers.get("authorization", "").removeprefix("Bearer ").strip()
+        bucket = self.buckets.get(key)
+        if bucket is None:
+            self.statuses["401"] += 1
+            Upstream._send(writer, 401, b'{"error":{"message":"Incorrect API key provided"}}')
+            return
+        self.keys[key] += 1
+        now = time.monotonic()
+        if not bucket.take(now):
+            self.statuses["429"] += 1
+            extra, body = bucket.refusal(style, now, START_WALL + now)
+            extra.pop("content-type")
+            Upstream._send(writer, 429, body, extra)
+            return
+        self.statuses["200"] += 1
+        extra = bucket.headers(style, now, START_WALL + now)
+        if self.latency_s > 0:
+            await asyncio.sleep(self.latency_s)
+        Upstream._send(writer, 200, _ANSWERS[style], extra)
+
+
+_ANSWERS = {
+    OPENAI: COMPLETION,
+    ANTHROPIC: json.dumps(
+        {
+            "id": "msg_pool",
+            "type": "message",
+            "role": "assistant",
+            "model": "claude-test",
+            "content": [{"type": "text", "text": "pong"}],
+            "stop_reason": "end_turn",
+            "usage": {"input_tokens": 5, "output_tokens": 1},
+        }
+    ).encode(),
+}
+
+
+async def serve(port: int) -> None:
+    """Serve on 127.0.0.1:`port`, print the URL, and stop when stdin closes (the parent exited)."""
+    upstream = PoolUpstream()
+    upstream.configure({"tiers": {key: [40, 5.0] for key in KEYS}})
+    server = await asyncio.start_server(upstream.handle, "127.0.0.1", port, backlog=1024)
+    print(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}", flush=True)
+    async with server:
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+
+
+def main() -> None:
+    """`python -m bench.pool_upstream [--port N]`."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--port", type=int, default=0)
+    asyncio.run(serve(parser.parse_args().port))
+
+
+if __name__ == "__main__":
+    main()
