@@ -14,17 +14,16 @@ again (0 when one would take it now), which the benchmark compares with a client
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
-import sys
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from bench.pool_keys import ANTHROPIC, OPENAI, BucketKey, Tier
-from bench.upstream import COMPLETION, KEYS, Request, Upstream, serve_connection
+from bench.upstream import COMPLETION, KEYS, Request, Upstream, run_stand_in, serve_connection
 
 START_WALL = time.time() - time.monotonic()
 """The Unix time of monotonic 0, for Anthropic's absolute resets."""
@@ -113,21 +112,17 @@ _ANSWERS = {
 }
 
 
-async def serve(port: int) -> None:
-    """Serve on 127.0.0.1:`port`, print the URL, and stop when stdin closes (the parent exited)."""
+def _handler() -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]:
+    """A stand-in whose keys all start as 40-request buckets refilling 5 per second, until the
+    benchmark configures its own."""
     upstream = PoolUpstream()
     upstream.configure({"tiers": {key: [40, 5.0] for key in KEYS}})
-    server = await asyncio.start_server(upstream.handle, "127.0.0.1", port, backlog=1024)
-    print(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}", flush=True)
-    async with server:
-        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    return upstream.handle
 
 
 def main() -> None:
     """`python -m bench.pool_upstream [--port N]`."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--port", type=int, default=0)
-    asyncio.run(serve(parser.parse_args().port))
+    run_stand_in(__doc__.splitlines()[0] if __doc__ else None, _handler)
 
 
 if __name__ == "__main__":

@@ -255,22 +255,31 @@ COMPLETION = json.dumps(
 ).encode()
 
 
-async def serve(port: int) -> None:
-    """Serve on 127.0.0.1:`port`, print the URL, and stop when stdin closes (the parent exited)."""
-    upstream = Upstream()
-    server = await asyncio.start_server(upstream.handle, "127.0.0.1", port, backlog=1024)
-    bound = server.sockets[0].getsockname()[1]
-    print(f"http://127.0.0.1:{bound}", flush=True)
-    loop = asyncio.get_running_loop()
+async def serve_on_loopback(
+    handle: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]], port: int
+) -> None:
+    """Serve `handle` on 127.0.0.1:`port`, print the URL, and stop when stdin closes (the parent
+    exited). Both stand-ins (this one and `bench.pool_upstream`) run this way."""
+    server = await asyncio.start_server(handle, "127.0.0.1", port, backlog=1024)
+    print(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}", flush=True)
     async with server:
-        await loop.run_in_executor(None, sys.stdin.read)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+
+
+def run_stand_in(
+    description: str | None,
+    handler: Callable[[], Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]],
+) -> None:
+    """A stand-in's command line, `[--port N]`: serve the handler `handler()` makes."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--port", type=int, default=0)
+    port = parser.parse_args().port
+    asyncio.run(serve_on_loopback(handler(), port))
 
 
 def main() -> None:
     """`python -m bench.upstream [--port N]`."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--port", type=int, default=0)
-    asyncio.run(serve(parser.parse_args().port))
+    run_stand_in(__doc__.splitlines()[0] if __doc__ else None, lambda: Upstream().handle)
 
 
 if __name__ == "__main__":
