@@ -47,7 +47,7 @@ from infra.worker.endpoints import (
     read_json,
     table_endpoint,
 )
-from infra.worker.key_limits import MAX_COOLDOWN_MS, KeyState
+from infra.worker.key_limits import MAX_COOLDOWN_MS, KeyState, PoolKey
 
 PROXIED_METHODS = ("GET", "POST", "DELETE")
 ALLOW = "GET, POST, DELETE, OPTIONS"
@@ -65,7 +65,32 @@ RATE_LIMITED_COOLDOWN_MS = 10_000
 `RetryInfo` or rate-limit headers at 0): a guess of the Worker's own, so the key is still tried
 when every other key rests too."""
 REJECTED_COOLDOWN_MS = 900_000
-"""How long a key rests after a 401, 402 or 403 (once another key answered that request)."""
+"""How long a key rests after a 401, 402 or 403 (once another key answered that request with a
+2xx), for the request's model only when the refusal is about the model (`model_refusal`)."""
+SERVER_ERROR_FAILOVER_MS = 5_000
+"""A 5xx is failed over only while the request has taken less than this, all attempts together,
+and only when its body is not a stream. The providers' fast 5xx (overloaded, a bad gateway,
+an unreachable backend: OpenAI's 503 "Slow Down", Anthropic's 529 `overloaded_error`, AI
+Gateway's 502) come well within it, before any work; a 5xx after longer may follow work the
+provider bills (a generation cut off by a timeout), which another attempt would buy again.
+Five seconds bound what a retried 5xx can cost to a few seconds of generation, once."""
+STREAM_CONTENT_TYPE = "text/event-stream"
+"""An answer with this content type has begun to stream: never failed over, whatever its status."""
+MODEL_NOT_FOUND = "model_not_found"
+"""OpenAI's `error.code` refusing the model, not the key: 404 "The model `gpt-5` does not exist
+or you do not have access to it." or 403 "Project `proj_…` does not have access to model
+`gpt-4o-mini`" (both with "type": "invalid_request_error"; seen in openai-python's users'
+reports, e.g. Aider-AI/aider#1903)."""
+MODEL_REFUSAL_TYPES = ("permission_error", "not_found_error")
+"""Anthropic's `error.type`s that refuse the model when the message names it: 404
+`not_found_error` "model: claude-sonnet-4-5" (docs.anthropic.com/en/api/errors)."""
+MODEL_REFUSAL_STATUSES = ("PERMISSION_DENIED", "NOT_FOUND")
+"""Google's `error.status`es that refuse the model when the message names it: 403 "You do not
+have permission to access tuned model tunedModels/…", 404 "models/… is not found for API version
+v1beta" (ai.google.dev/gemini-api/docs/troubleshooting)."""
+DECLARED_TOKEN_FIELDS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
+"""Top-level body fields that declare a request's output tokens (Chat Completions, Anthropic's
+Messages, Responses), read only on a 429 (`key_limits.size_refusal`)."""
 KEY_INVALID_REASONS = {"google-ai-studio": "API_KEY_INVALID"}
 """Providers that refuse a bad key with 400 rather than 401, and the `reason` their error names.
 
@@ -558,29 +583,66 @@ def per_day_quota(status: int, document: object) -> bool:
     return any(isinstance(quota, str) and PER_DAY_QUOTA in quota for quota in quota_ids(document))
 
 
-def per_model_quota(provider: Provider, status: int, document: object) -> bool:
-    """Whether an answer is a 429 of a provider whose quotas can be per model, for quotas that
-    all are (`key_limits.per_model_quota`): the key rests for the request's model only."""
+def whole_key_quota(provider: Provider, status: int, document: object) -> bool:
+    """Whether an answer is a 429 of a provider that names its quotas (Google's), for a quota
+    that is not per model (`key_limits.per_model_quota`): the whole key rests, not only for the
+    request's model."""
     return (
         status == 429
-        and provider.slug in key_limits.MODEL_QUOTA_PROVIDERS
-        and key_limits.per_model_quota(quota_ids(document))
+        and provider.slug in key_limits.QUOTA_BODY_PROVIDERS
+        and not key_limits.per_model_quota(quota_ids(document))
     )
 
 
 def request_model(provider: Provider, method: str, rest: str, body: bytes) -> str | None:
-    """The model a request names, for a rest of one model only: its path's (Google's
-    `models/<model>:<method>`), else its body's top-level `model`; None when it names none."""
+    """The model a request names, for its key state (`key_limits.MODEL_LIMIT_PROVIDERS`): its
+    path's (Google's `models/<model>:<method>`), else its body's top-level `model` read without
+    a parse (`key_limits.body_model`); None when it names none (its key's own state)."""
     slug = provider.slug
+    if slug not in key_limits.MODEL_LIMIT_PROVIDERS:
+        return None
     _, model = table_endpoint(slug, method, client_path(slug, decoded_path(rest)))
     if model is not None:
         return model
+    return key_limits.body_model(body) if method == "POST" else None
+
+
+def model_refusal(provider: Provider, status: int, document: object, model: str | None) -> bool:
+    """Whether an answer refuses the key the request's model, not the key itself: OpenAI's
+    `model_not_found` (`MODEL_NOT_FOUND`), Anthropic's `MODEL_REFUSAL_TYPES` or Google's
+    `MODEL_REFUSAL_STATUSES` whose message names the model."""
+    if model is None or status not in (403, 404):
+        return False
+    error = _error(document)
+    message = error.get("message")
+    names = isinstance(message, str) and model in message
+    if provider.slug == "anthropic":
+        return error.get("type") in MODEL_REFUSAL_TYPES and names
+    if provider.slug in key_limits.QUOTA_BODY_PROVIDERS:
+        return error.get("status") in MODEL_REFUSAL_STATUSES and names
+    return error.get("code") == MODEL_NOT_FOUND
+
+
+def declared_tokens(body: bytes) -> int | None:
+    """The output tokens a request declares (`DECLARED_TOKEN_FIELDS`), else None."""
     try:
         document = read_json(body)
     except UnreadableBody:
         return None
-    named = document.get("model") if isinstance(document, dict) else None
-    return checked_name(slug, named, True) if isinstance(named, str) and named else None
+    if not isinstance(document, dict):
+        return None
+    for name in DECLARED_TOKEN_FIELDS:
+        value = document.get(name)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return None
+
+
+def server_error_failover(status: int, headers: Mapping[str, str], elapsed_ms: float) -> bool:
+    """Whether a 5xx may go to another key: while the request has taken less than
+    `SERVER_ERROR_FAILOVER_MS` and the answer is not a stream."""
+    streaming = headers.get("content-type", "").lower().startswith(STREAM_CONTENT_TYPE)
+    return 500 <= status <= 599 and elapsed_ms < SERVER_ERROR_FAILOVER_MS and not streaming
 
 
 def retry_delay_ms(status: int, document: object) -> int | None:
@@ -608,7 +670,9 @@ def next_quota_day_ms(now_ms: int) -> int:
     return int(midnight.timestamp()) * 1000
 
 
-def held_rest_until(status: int, document: object, now_ms: int) -> int | None:
+def held_rest_until(
+    status: int, document: object, now_ms: int, refuses_model: bool = False
+) -> int | None:
     """Until when an answer condemns its key for long, else None: a refusal (401/402/403, or a
     400 counted as one), billing exhausted, or a per-day quota spent.
 
@@ -617,11 +681,27 @@ def held_rest_until(status: int, document: object, now_ms: int) -> int | None:
     tiny daily quota) is at fault rather than the keys, and resting them all would let any client
     retire the whole pool.
     """
-    if status in KEY_REJECTED_STATUSES or insufficient_quota(status, document):
+    if status in KEY_REJECTED_STATUSES or refuses_model or insufficient_quota(status, document):
         return now_ms + REJECTED_COOLDOWN_MS
     if per_day_quota(status, document):
         return next_quota_day_ms(now_ms)
     return None
+
+
+HELD_WHOLE = "whole"
+HELD_MODEL_REFUSED = "model-refused"
+HELD_MODEL = "model"
+"""What a held rest (`held_rest_until`) rests: the whole key, the key for the request's model as
+one it may not use (`key_limits.refuse_model`), or the key for that model's quota (a per-day quota
+per model)."""
+
+
+def _held_scope(provider: Provider, status: int, document: object, refuses_model: bool) -> str:
+    if refuses_model:
+        return HELD_MODEL_REFUSED
+    if per_day_quota(status, document) and not whole_key_quota(provider, status, document):
+        return HELD_MODEL
+    return HELD_WHOLE
 
 
 def gateway_answer(
@@ -1075,23 +1155,27 @@ def _policy_error(
 @dataclass
 class KeyPool:
     """One provider's keys in this isolate: where its rotation is, and what each key has left
-    (`key_limits` keeps, reads and weighs that)."""
+    for each model (`key_limits` keeps, reads and weighs that)."""
 
     keys: tuple[str, ...] = field(repr=False)
     next: int
     source: str = field(default="", repr=False)
     """The binding text the keys came from."""
-    states: list[KeyState] = field(init=False, repr=False)
-    """Each key's state, in the order of `keys`."""
+    states: list[PoolKey] = field(init=False, repr=False)
+    """Each key's states, in the order of `keys`."""
     indexes: dict[str, int] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.states = [KeyState() for _ in self.keys]
+        self.states = [PoolKey() for _ in self.keys]
         self.indexes = {key: index for index, key in enumerate(self.keys)}
 
-    def state(self, key: str) -> KeyState:
+    def key(self, key: str) -> PoolKey:
         """What this isolate knows of `key`."""
         return self.states[self.indexes[key]]
+
+    def state(self, key: str, model: str | None, now_ms: float) -> KeyState:
+        """What this isolate knows of `key` for requests naming `model`."""
+        return key_limits.model_state(self.key(key), model, now_ms)
 
     def start(self) -> int:
         """The index this request starts at; the next request starts one further."""
@@ -1102,8 +1186,9 @@ class KeyPool:
     def pick(
         self, start: int, tried: set[str], now_ms: int, model: str | None = None
     ) -> str | None:
-        """The untried key with the most left that is not resting (rotation order from `start`
-        among equals), else the one resting on a guess that recovers soonest, else None."""
+        """The untried key with the most left for `model` that is not resting (rotation order
+        from `start` among equals), else the one resting on a guess that recovers soonest, else
+        None."""
         index = key_limits.choose(self.keys, self.states, start, tried, now_ms, model)
         return None if index is None else self.keys[index]
 
@@ -1116,12 +1201,26 @@ class KeyPool:
         model: str | None = None,
         now_ms: int = 0,
     ) -> None:
-        """Keep `key` out of use until `until_ms` (for `model` only, if given), never shortening
-        a longer rest; `stated` when the provider stated the time."""
-        key_limits.rest(self.state(key), until_ms, stated, now_ms, model)
+        """Keep `key` out of use until `until_ms` (for `model` only, if given, else for every
+        model), never shortening a longer rest; `stated` when the provider stated the time."""
+        pool_key = self.key(key)
+        target = pool_key.whole if model is None else self.state(key, model, now_ms)
+        key_limits.rest(target, until_ms, stated)
+
+    def rest_held(
+        self, key: str, until_ms: int, scope: str, model: str | None, now_ms: int
+    ) -> None:
+        """Apply a held rest of `key` (see `_held_scope`) once another key served the request."""
+        pool_key = self.key(key)
+        state = key_limits.model_state(pool_key, model, now_ms)
+        if scope == HELD_MODEL_REFUSED:
+            key_limits.refuse_model(pool_key, state, until_ms, now_ms)
+        else:
+            key_limits.rest(pool_key.whole if scope == HELD_WHOLE else state, until_ms, False)
 
     def exhausted_until(self, now_ms: int, model: str | None = None) -> float | None:
-        """When every key rests on a time its provider stated, the soonest; else None."""
+        """When every key rests for `model` on a time its provider stated, the soonest; else
+        None."""
         return key_limits.exhausted_until(self.states, now_ms, model)
 
     def learn(
@@ -1134,31 +1233,41 @@ class KeyPool:
         document: object,
         now_ms: int,
         model: str | None,
-    ) -> bool:
-        """Learn what an answer says of `key` (`mark` from `key_limits.sending`): its rate-limit
-        headers, and on a 429 its rest. True when the 429 is the request's own fault: it goes
-        to the client as it is, with no failover and no rest."""
-        state = self.state(key)
+        body: bytes,
+    ) -> str | None:
+        """Learn what an answer says of `key` for `model` (`mark` from `key_limits.sending`):
+        its rate-limit headers, and on a 429 its rest. On a 429 about the request's size, its
+        verdict (`key_limits.size_refusal`): `TOO_LARGE` goes to the client as it came, with no
+        failover and no rest; after `TOO_LARGE_NOW` another key is tried, and none rests."""
+        pool_key = self.key(key)
+        state = key_limits.model_state(pool_key, model, now_ms)
         known = state.requests_limit > 0 or state.tokens_limit > 0
         style = key_limits.RATE_LIMIT_STYLES.get(provider.slug)
         read = key_limits.observe(state, style, answer.headers, now_ms, mark)
         if status != 429:
             if status < 400:
                 key_limits.answered(state)
-            return False
+            if 200 <= status <= 299:
+                key_limits.served(pool_key, state, now_ms)
+            return None
         if key_limits.request_too_large(status, _error(document)):
-            return True
+            return key_limits.TOO_LARGE
+        if not insufficient_quota(status, document):
+            declared = declared_tokens(body)
+            size = key_limits.size_refusal(style, answer.headers, now_ms, declared)
+            if size is not None:
+                return size
         delay = stated_delay_ms(answer.headers, now_ms, retry_delay_ms(status, document))
-        scope = model if per_model_quota(provider, status, document) else None
+        target = pool_key.whole if whole_key_quota(provider, status, document) else state
         if delay is not None:
-            key_limits.rest(state, now_ms + delay, True, now_ms, scope)
-        elif not read or key_limits.stated_until(state, now_ms, scope) <= now_ms:
+            key_limits.rest(target, now_ms + delay, True)
+        elif not read or key_limits.stated_until(target, now_ms) <= now_ms:
             # Nothing stated when the key takes requests again: a guess, still tried as a last
             # resort.
-            key_limits.rest(state, now_ms + RATE_LIMITED_COOLDOWN_MS, False, now_ms, scope)
+            key_limits.rest(target, now_ms + RATE_LIMITED_COOLDOWN_MS, False)
         if known and not insufficient_quota(status, document):
             key_limits.contended(state)
-        return False
+        return None
 
 
 class Isolate:
@@ -1295,33 +1404,32 @@ class Isolate:
         # GET carries no body upstream; DELETE only if it has one.
         sends_body = request.method == "POST" or (request.method == "DELETE" and request.body)
         body = request.body if sends_body else None
-        # Google's quotas can be per model: a request to it is known by its model too.
-        model = (
-            request_model(provider, request.method, matched.rest, request.body)
-            if provider.slug in key_limits.MODEL_QUOTA_PROVIDERS
-            else None
-        )
+        # The providers' limits are per model: a request is known by the model it names.
+        model = request_model(provider, request.method, matched.rest, request.body)
+        started = self.clock_ms()
         start = pool.start()
         tried: set[str] = set()
-        # Keys refused (401/402/403) or otherwise condemned for long in this request, with the
-        # end of their rest. They rest only once another key answers the same request without
-        # such a verdict: when every key gets one, the request (a bogus OpenAI-Organization,
-        # say) or the gateway's own auth is at fault, not the keys, and resting them all would
-        # let any client retire the whole pool.
-        refused: list[tuple[str, int, str | None]] = []
+        # Keys refused (401/402/403, or the model refused) or otherwise condemned for long in
+        # this request: the key, the end of its rest, and the model when only the model is
+        # refused. They rest only once another key answers the same request with a 2xx: when
+        # no key does, the request (a bogus OpenAI-Organization, a model no key may use) or the
+        # gateway's own auth is at fault, not the keys, and resting them all would let any
+        # client retire the whole pool.
+        refused: list[tuple[str, int, str]] = []
         # The last attempt's answer; None when it did not reach the gateway.
         answer: UpstreamResponse | None = None
         for _ in range(self.config.max_attempts):
             key = pool.pick(start, tried, self.clock_ms(), model)
             if key is None:
-                # The keys left all rest on times their provider stated: none is sent to, and
-                # when every key of the pool does, the client is told when one will take it.
+                # The keys left all rest for this model on times their provider stated: none is
+                # sent to, and when every key of the pool does, the client is told when one
+                # will take it.
                 until = pool.exhausted_until(self.clock_ms(), model)
                 if until is not None and len(tried) < len(pool.keys):
                     return pool_exhausted(provider, until, self.clock_ms())
                 break
             tried.add(key)
-            mark = key_limits.sending(pool.state(key))
+            mark = key_limits.sending(pool.state(key, model, self.clock_ms()), self.clock_ms())
             attempt_headers = {
                 **base,
                 provider.key_header: provider.key_prefix + key,
@@ -1351,16 +1459,23 @@ class Isolate:
             # A provider's 400 refusing the key counts as a 401 (it is passed through if last).
             key_invalid = key_invalid_400(provider.slug, answer.status, document)
             status = 401 if key_invalid else answer.status
-            held = held_rest_until(status, document, now)
+            refuses_model = model_refusal(provider, status, document, model)
+            held = held_rest_until(status, document, now, refuses_model)
             if held is not None:
-                scope = model if per_model_quota(provider, status, document) else None
-                refused.append((key, held, scope))
-            else:
+                refused.append((key, held, _held_scope(provider, status, document, refuses_model)))
+            elif 200 <= status <= 299:
                 for refused_key, until, scope in refused:
-                    pool.rest(refused_key, until, model=scope, now_ms=now)
+                    pool.rest_held(refused_key, until, scope, model, now)
                 refused.clear()
-            own_fault = pool.learn(key, mark, provider, answer, status, document, now, model)
-            if not is_failover(status) or own_fault:
+            verdict = pool.learn(
+                key, mark, provider, answer, status, document, now, model, request.body
+            )
+            failover = verdict != key_limits.TOO_LARGE and (
+                status in FAILOVER_STATUSES
+                or refuses_model
+                or server_error_failover(status, answer.headers, now - started)
+            )
+            if not failover:
                 reply = scrubbed(answer, secrets)
                 return Response(reply.status, reply.headers, reply.body)
         return _final(None if answer is None else scrubbed(answer, secrets), provider)

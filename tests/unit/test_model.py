@@ -151,7 +151,7 @@ def test_rest_never_shortens() -> None:
     pool = KeyPool(("a",), 0)
     pool.rest("a", NOW + 900)
     pool.rest("a", NOW + 10)
-    assert pool.state("a").rest_until == NOW + 900
+    assert pool.key("a").whole.rest_until == NOW + 900
 
 
 @pytest.mark.parametrize(
