@@ -57,7 +57,8 @@ UPSTREAM_TIMEOUT_MS = 300_000
 """How long an upstream gets to answer with headers. Long on purpose: a non-streaming completion
 sends its headers only when the whole answer is ready, which can take minutes."""
 FAILOVER_STATUSES = (401, 402, 403, 429)
-"""Upstream statuses retried with another key, besides every 5xx."""
+"""Upstream statuses retried with another key, besides a model refusal (`model_refusal`) and a
+5xx within `SERVER_ERROR_FAILOVER_MS` (`server_error_failover`)."""
 KEY_REJECTED_STATUSES = (401, 402, 403)
 """Statuses that mean the key itself is refused (revoked, unpaid): it cools down for long."""
 RATE_LIMITED_COOLDOWN_MS = 10_000
@@ -730,11 +731,6 @@ def gateway_answer(
     if code == GATEWAY_AUTH_REFUSED:
         return error(502, "gateway_auth_failed", GATEWAY_AUTH_FAILED_MESSAGE, kept)
     return Response(answer.status, answer.headers, answer.body)
-
-
-def is_failover(status: int) -> bool:
-    """Whether another key may get a better answer than this status."""
-    return status in FAILOVER_STATUSES or 500 <= status <= 599
 
 
 def forwarded_headers(
