@@ -634,8 +634,9 @@ def declared_tokens(body: bytes) -> int | None:
         return None
     for name in DECLARED_TOKEN_FIELDS:
         value = document.get(name)
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-            return value
+        # read_json reads numbers as doubles, as JSON.parse does.
+        if isinstance(value, float) and value.is_integer() and value > 0:
+            return int(value)
     return None
 
 
