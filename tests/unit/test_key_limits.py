@@ -4,6 +4,7 @@ workerd, time passing and many requests (the model's clock is injected), and the
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 import pytest
 
@@ -29,6 +30,8 @@ from infra.worker.key_limits import (
     stated_until,
 )
 from tests.vectors.header_values import COUNTS, DURATIONS, MAX, RETRY_AFTER_MS, TIMESTAMPS
+from tests.vectors.pool_promises import NOW as PROMISE_NOW
+from tests.vectors.pool_promises import PROMISES, expected_results
 
 NOW = 1_800_000_000_000
 KEYS = ("a", "b", "c")
@@ -273,3 +276,41 @@ def test_request_too_large_is_read_from_the_start(message: str, own: bool) -> No
     model name (the client's) inside a rate limit's message cannot make it one."""
     assert key_limits.request_too_large(429, {"message": message}) is own
     assert not key_limits.request_too_large(400, {"message": message})
+
+
+def run_promise(promise: dict[str, Any]) -> list[object]:
+    """Run one of `PROMISES` on the model's functions; returns what each step gave."""
+    pool = [PoolKey() for _ in range(promise["keys"])]
+    names = tuple(f"k{index}" for index in range(promise["keys"]))
+    marks: dict[str, int] = {}
+    results: list[object] = []
+    for step in promise["steps"]:
+        model = step.get("model")
+        now = PROMISE_NOW + step.get("now", 0)
+        state = model_state(pool[step.get("key", 0)], model, now)
+        op = step["op"]
+        result: object = None
+        if op == "send":
+            marks[step["as"]] = sending(state, now)
+        elif op == "observe":
+            style = step.get("style", "openai")
+            result = observe(state, style, step["headers"], now, marks[step["mark"]])
+        elif op == "contended":
+            contended(state)
+        elif op == "rest":
+            rest(state, PROMISE_NOW + step["until"], step["stated"])
+        elif op == "stated_until":
+            result = max(0.0, key_stated_until(pool[step["key"]], state, now) - PROMISE_NOW)
+        elif op == "choose":
+            result = choose(names, pool, 0, set(), now, model)
+        elif op == "exhausted":
+            until = exhausted_until(pool, now, model)
+            result = None if until is None else until - PROMISE_NOW
+        results.append(result)
+    return results
+
+
+@pytest.mark.parametrize("promise", PROMISES, ids=[promise["name"] for promise in PROMISES])
+def test_model_keeps_the_pools_promises(promise: dict[str, Any]) -> None:
+    """Each promise of the shared table holds on the model's functions."""
+    assert run_promise(promise) == expected_results(promise)

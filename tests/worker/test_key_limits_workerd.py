@@ -16,6 +16,8 @@ from infra.worker.model import UpstreamResponse
 from infra.worker.render import render_worker
 from tests.upstream import ACCOUNT_ID, FakeGateway, _openai_completion
 from tests.vectors.header_values import COUNTS, DURATIONS, RETRY_AFTER_MS, TIMESTAMPS
+from tests.vectors.pool_promises import NOW as PROMISE_NOW
+from tests.vectors.pool_promises import PROMISES, expected_results
 from tests.worker.conftest import TOKEN, MakeWorker
 
 MESSAGES = [{"role": "user", "content": "Say hello"}]
@@ -169,3 +171,62 @@ def test_request_too_large_reaches_the_sdk_as_openai_sent_it(
     for _ in range(3):
         client.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]  # plain dicts; the SDK types them as TypedDicts
     assert len({request.key for request in upstream.requests}) == 3
+
+
+_PROMISES_HARNESS = """
+function runPromise(promise, origin) {
+  const pool = Array.from({ length: promise.keys }, () => newPoolKey());
+  const names = pool.map((_, index) => `k${index}`);
+  const marks = new Map();
+  return promise.steps.map((step) => {
+    const model = step.model ?? null;
+    const now = origin + (step.now ?? 0);
+    const state = modelState(pool[step.key ?? 0], model, now);
+    switch (step.op) {
+      case "send":
+        marks.set(step.as, sending(state, now));
+        return null;
+      case "observe":
+        return observe(state, step.style ?? "openai", new Headers(step.headers), now,
+          marks.get(step.mark));
+      case "contended":
+        contended(state);
+        return null;
+      case "rest":
+        restKey(state, origin + step.until, step.stated);
+        return null;
+      case "stated_until":
+        return Math.max(0, keyStatedUntil(pool[step.key], state, now, 0) - origin);
+      case "choose": {
+        const index = chooseKey(names, pool, 0, new Set(), now, model);
+        return index === -1 ? null : index;
+      }
+      case "exhausted": {
+        const until = exhaustedUntil(pool, now, model);
+        return until === null ? null : until - origin;
+      }
+    }
+    throw new Error(`unknown step ${step.op}`);
+  });
+}
+export default {
+  async fetch(request) {
+    const { promises, origin } = await request.json();
+    return Response.json(promises.map((promise) => runPromise(promise, origin)));
+  },
+};
+"""
+
+
+def test_worker_keeps_the_pools_promises() -> None:
+    """Each promise of the shared table (tests/vectors/pool_promises.py) holds on the rendered
+    Worker's own functions, per key and per model, as it does on the model's."""
+    settings, _ = load({"accountId": ACCOUNT_ID, "providerKeys": {"openai": ["x"]}}, "test")
+    source = render_worker(settings).replace("export default {", "const aigwWorker = {", 1)
+    with serve_worker(source + _PROMISES_HARNESS, {}) as worker:
+        answer = httpx.post(
+            worker.url, json={"promises": PROMISES, "origin": PROMISE_NOW}, timeout=30
+        )
+    results = answer.json()
+    for promise, seen in zip(PROMISES, results, strict=True):
+        assert seen == expected_results(promise), promise["name"]
