@@ -22,10 +22,12 @@ from urllib.parse import parse_qs, urlsplit
 
 from infra.worker.model import UpstreamFailure, UpstreamResponse
 
-Behaviour = Literal["ok", "rate_limited", "revoked", "server_error", "slow", "drop", "cut"]
+Behaviour = Literal[
+    "ok", "rate_limited", "revoked", "server_error", "slow", "slow_server_error", "drop", "cut"
+]
 """What the upstream does for a pool key: answer; 429 with Retry-After; 401 naming part of the key
-(as OpenAI does); 503; answer after `slow_seconds`; close the connection without an answer; start a
-stream and close the connection after the first chunk."""
+(as OpenAI does); 503; answer after `slow_seconds`; 503 after `slow_seconds`; close the connection
+without an answer; start a stream and close the connection after the first chunk."""
 
 ACCOUNT_ID = "0123456789abcdef0123456789abcdef"
 GATEWAY_ID = "aigw-test"
@@ -304,7 +306,9 @@ class _Exchange:
             message = revoked_message(request.key or "")
             error = {"message": message, "type": "invalid_request_error", "code": "invalid_api_key"}
             return await self._json(401, {"error": error})
-        if behaviour == "server_error":
+        if behaviour == "slow_server_error":
+            await asyncio.sleep(self.gateway.slow_seconds)
+        if behaviour in ("server_error", "slow_server_error"):
             return await self._json(
                 503, {"error": {"message": "upstream overloaded", "type": "server_error"}}
             )

@@ -9,10 +9,12 @@ from datetime import UTC, datetime
 import pytest
 
 from infra.settings import load
+from infra.worker import key_limits
 from infra.worker.model import (
     MAX_COOLDOWN_MS,
     RATE_LIMITED_COOLDOWN_MS,
     REJECTED_COOLDOWN_MS,
+    SERVER_ERROR_FAILOVER_MS,
     ClientRequest,
     Isolate,
     KeyPool,
@@ -31,6 +33,7 @@ from infra.worker.model import (
     scrubbed_headers,
     split_list,
 )
+from tests.vectors.body_models import BODY_MODELS
 
 NOW = 1_800_000_000_000
 TOKEN = "tok-test-laptop-01"
@@ -389,3 +392,30 @@ def test_insufficient_quota_rests_as_long_as_a_refusal() -> None:
     isolate.handle(_chat(), send)  # starts at b
     isolate.handle(_chat(), send)  # starts at a, rested
     assert keys == ["sk-test-a", "sk-test-b", "sk-test-b", "sk-test-b", "sk-test-b", "sk-test-a"]
+
+
+@pytest.mark.parametrize(("took_ms", "attempts"), [(4_999, 2), (5_000, 1), (60_000, 1)])
+def test_a_5xx_fails_over_only_within_the_bound(took_ms: int, attempts: int) -> None:
+    """A 5xx is tried on another key only while the request has taken less than
+    SERVER_ERROR_FAILOVER_MS; later, it goes to the client as it came."""
+    assert SERVER_ERROR_FAILOVER_MS == 5_000
+    clock = [NOW]
+    isolate = Isolate(_config(), ENV, clock_ms=lambda: clock[0])
+    sent: list[UpstreamRequest] = []
+
+    def send(request: UpstreamRequest) -> UpstreamResponse:
+        sent.append(request)
+        clock[0] += took_ms
+        return UpstreamResponse(503, {"content-type": "application/json"}, b'{"error":{}}')
+
+    assert isolate.handle(_chat(), send).status == 503
+    assert len(sent) == attempts
+
+
+@pytest.mark.parametrize(("body", "model"), BODY_MODELS)
+def test_the_model_is_read_without_a_parse(body: bytes, model: str | None) -> None:
+    """The routing read finds the top-level model wherever it is in the object, and reads nothing
+    from nested objects, strings, escapes, other types or names over the bound."""
+    assert key_limits.body_model(body) == model
+    if model is not None:
+        assert key_limits.body_model(body + b" trailing junk") == model

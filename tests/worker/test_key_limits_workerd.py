@@ -15,6 +15,7 @@ from infra.worker import key_limits
 from infra.worker.model import UpstreamResponse
 from infra.worker.render import render_worker
 from tests.upstream import ACCOUNT_ID, FakeGateway, _openai_completion
+from tests.vectors.body_models import BODY_MODELS
 from tests.vectors.header_values import COUNTS, DURATIONS, RETRY_AFTER_MS, TIMESTAMPS
 from tests.vectors.pool_promises import NOW as PROMISE_NOW
 from tests.vectors.pool_promises import PROMISES, expected_results
@@ -230,3 +231,23 @@ def test_worker_keeps_the_pools_promises() -> None:
     results = answer.json()
     for promise, seen in zip(PROMISES, results, strict=True):
         assert seen == expected_results(promise), promise["name"]
+
+
+_BODY_MODEL_HARNESS = """
+export default {
+  async fetch(request) {
+    const bodies = await request.json();
+    return Response.json(bodies.map((hex) => bodyModel(Uint8Array.from(
+      hex.match(/../g) ?? [], (pair) => parseInt(pair, 16)))));
+  },
+};
+"""
+
+
+def test_worker_reads_the_model_as_the_model_does() -> None:
+    """The Worker's routing read finds the same model as the model's in every body of the table."""
+    settings, _ = load({"accountId": ACCOUNT_ID, "providerKeys": {"openai": ["x"]}}, "test")
+    source = render_worker(settings).replace("export default {", "const aigwWorker = {", 1)
+    with serve_worker(source + _BODY_MODEL_HARNESS, {}) as worker:
+        read = httpx.post(worker.url, json=[body.hex() for body, _ in BODY_MODELS], timeout=30)
+    assert read.json() == [model for _, model in BODY_MODELS]
