@@ -4,11 +4,14 @@ and the official openai SDK as a client of a pool whose keys are at their limits
 from __future__ import annotations
 
 import json
+import threading
+from collections import Counter
 
 import httpx
 import openai
 import pytest
 
+from bench.pool_keys import Tier
 from infra.cli.workerd import serve_worker
 from infra.settings import load
 from infra.worker import key_limits
@@ -251,3 +254,40 @@ def test_worker_reads_the_model_as_the_model_does() -> None:
     with serve_worker(source + _BODY_MODEL_HARNESS, {}) as worker:
         read = httpx.post(worker.url, json=[body.hex() for body, _ in BODY_MODELS], timeout=30)
     assert read.json() == [model for _, model in BODY_MODELS]
+
+
+def test_a_model_far_over_its_limit_costs_another_model_nothing(
+    make_worker: MakeWorker, upstream: FakeGateway
+) -> None:
+    """Two clients of the official SDK at once on three keys whose limits are per model, as
+    OpenAI's are: one sends a small model far over its limit (1 request per 4 s per key), the other
+    a main model within its own (100 per 10 s per key). Every main-model request is answered; the
+    small model's client gets pool_exhausted from the Worker for most of its requests, and no
+    upstream 429 is ever about the main model."""
+    upstream.model_tiers = {"gpt-main": Tier(100, 10.0), "gpt-small": Tier(1, 4.0)}
+    worker = make_worker()
+    outcomes: dict[str, Counter[str]] = {"gpt-main": Counter(), "gpt-small": Counter()}
+
+    def client(model: str) -> None:
+        sdk = _client(worker.url, 0, [])
+        for _ in range(24):
+            try:
+                sdk.chat.completions.create(model=model, messages=MESSAGES)  # type: ignore[arg-type]  # plain dicts; the SDK types them as TypedDicts
+                outcomes[model]["answered"] += 1
+            except openai.RateLimitError as refused:
+                outcomes[model][str(refused.code)] += 1
+
+    threads = [threading.Thread(target=client, args=(model,)) for model in outcomes]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert outcomes["gpt-main"] == Counter({"answered": 24})
+    assert outcomes["gpt-small"]["answered"] <= 6
+    assert outcomes["gpt-small"]["pool_exhausted"] >= 15
+    main_refused = [
+        bucket.refused
+        for (_, model), bucket in upstream.model_buckets.items()
+        if model == "gpt-main"
+    ]
+    assert main_refused == [0, 0, 0]
