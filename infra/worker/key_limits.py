@@ -87,8 +87,9 @@ about the same whether a key is shared by 3 isolates or by 1,000."""
 
 MODEL_LIMIT_PROVIDERS = ("openai", "anthropic", "google-ai-studio", "groq")
 """Providers whose limits are per model, in their own words (docs/worker/failover.md lists the
-sources): OpenAI "Rate limits vary by the model being used" (platform.openai.com/docs/guides/
-rate-limits); Anthropic "Rate limits are applied separately for each model; therefore you can use
+sources): OpenAI gives its limits per model and tier (platform.openai.com/docs/guides/rate-limits)
+and its 429s name the model ("Rate limit reached for gpt-4o in organization … on tokens per min
+(TPM)"); Anthropic "Rate limits are applied separately for each model; therefore you can use
 different models up to their respective limits simultaneously" (docs.anthropic.com/en/api/
 rate-limits); Google "Limits vary depending on the specific model being used" (ai.google.dev/
 gemini-api/docs/rate-limits); Groq's limits are listed per model (console.groq.com/docs/
