@@ -109,8 +109,8 @@ holds nothing ahead (no rest, no count short of its refill): the providers' limi
 minute, so by then it says nothing a fresh state would not. A client naming new models as fast
 as it likes can only use the room that idle models leave, never push out a model in use."""
 REFUSED_MODELS_FOR_WHOLE = 2
-"""A key refused on this many models, and serving none since, rests whole: it is the key, not
-the models (a project that may use no model)."""
+"""A key refused on this many models, and serving none for as long as a refusal rests, rests
+whole: it is the key, not the models (a project that may use no model)."""
 MAX_MODEL_NAME = 256
 """The longest model name read from a body for routing; a longer one routes as `others`."""
 REQUEST_TOO_LARGE = "^Request too large for .*Requested [0-9]+"
@@ -378,15 +378,16 @@ def served(key: PoolKey, state: KeyState, now: float) -> None:
 def refuse_model(key: PoolKey, state: KeyState, until: float, now: float) -> None:
     """The provider refused the key this state's model (the key's project may not use it): the
     key rests for it until `until`, and whole once it is refused on `REFUSED_MODELS_FOR_WHOLE`
-    models while serving none."""
+    models while serving none for as long as a refusal rests."""
     rest(state, until, False)
     state.refused_at = now
     refused = sum(
         1
         for other in key.models.values()
-        if other.refused_at > key.served_at and other.rest_until > now
+        if other.refused_at > -math.inf and other.rest_until > now
     )
-    if refused >= REFUSED_MODELS_FOR_WHOLE:
+    # Serving any model within as long as the refusal rests proves the key is not refused whole.
+    if refused >= REFUSED_MODELS_FOR_WHOLE and key.served_at <= now - (until - now):
         rest(key.whole, until, False)
 
 

@@ -24,9 +24,11 @@ from infra.worker.key_limits import (
     parse_duration_ms,
     parse_timestamp_ms,
     pool_exhausted_wait,
+    refuse_model,
     rest,
     retry_after_ms_value,
     sending,
+    served,
     stated_until,
 )
 from tests.vectors.header_values import COUNTS, DURATIONS, MAX, RETRY_AFTER_MS, TIMESTAMPS
@@ -314,3 +316,19 @@ def run_promise(promise: dict[str, Any]) -> list[object]:
 def test_model_keeps_the_pools_promises(promise: dict[str, Any]) -> None:
     """Each promise of the shared table holds on the model's functions."""
     assert run_promise(promise) == expected_results(promise)
+
+
+def test_a_key_refused_on_every_model_it_is_asked_rests_whole() -> None:
+    """One model refused rests the key for that model; a second, while the key served none,
+    rests it whole; a key that serves some model is refused per model only."""
+    key = PoolKey()
+    refuse_model(key, model_state(key, "a", NOW), NOW + 900_000, NOW)
+    assert key_stated_until(key, model_state(key, "b", NOW), NOW) == 0
+    assert key_limits.guessed_until(key.whole) == 0
+    refuse_model(key, model_state(key, "b", NOW), NOW + 900_000, NOW)
+    assert key_limits.guessed_until(key.whole) == NOW + 900_000
+    serving = PoolKey()
+    served(serving, model_state(serving, "c", NOW), NOW)
+    refuse_model(serving, model_state(serving, "a", NOW + 1), NOW + 900_000, NOW + 1)
+    refuse_model(serving, model_state(serving, "b", NOW + 1), NOW + 900_000, NOW + 1)
+    assert key_limits.guessed_until(serving.whole) == 0
