@@ -11,6 +11,10 @@ seconds.
 One isolate sees every answer, as all isolates would with shared state (a Durable Object per key):
 its figures are what shared state could at best buy, before its round trip is paid. `--against REV`
 runs the same scenarios with the model as it was at a git revision, for comparison.
+
+`--models` runs the scenarios of several models on one pool instead (`bench/pool_models.py`: a
+model at 3x its capacity beside one at 60%, a key that may not use a model, a request too large
+for every key), at each `--isolates` count.
 """
 
 from __future__ import annotations
