@@ -188,13 +188,20 @@ def _isolates(name: str, upstream_url: str, args: argparse.Namespace) -> Iterato
 
 
 @contextlib.contextmanager
-def _worker_at(revision: str, upstream_url: str) -> Iterator[Target]:
-    """aigw's Worker as rendered at `revision` (by that revision's own code), in workerd."""
+def _worker_at(
+    revision: str | None, upstream_url: str, keys: Sequence[str] = KEYS
+) -> Iterator[Target]:
+    """aigw's Worker as rendered at `revision` (by that revision's own code; None: this tree's),
+    in workerd, with `keys` in its pool."""
     from infra.cli.workerd import serve_worker
+    from infra.worker.render import render_worker
 
-    source = _aigw_source(revision).replace('"http://gw"', json.dumps(upstream_url), 1)
+    if revision is None:
+        source = render_worker(targets.aigw_settings("aigw"), gateway_url=upstream_url)
+    else:
+        source = _aigw_source(revision).replace('"http://gw"', json.dumps(upstream_url), 1)
     bindings = {
-        "OPENAI_API_KEYS": ",".join(KEYS),
+        "OPENAI_API_KEYS": ",".join(keys),
         "CLIENT_TOKENS": f"{targets.CLIENT_NAME}:{targets.CLIENT_TOKEN}",
         "GATEWAY_TOKEN": targets.GATEWAY_TOKEN,
     }
@@ -283,7 +290,13 @@ def _main_models(args: argparse.Namespace, output: Path) -> int:
     with running_upstream("bench.pool_upstream") as upstream_url:
         for name in ["aigw", *(f"aigw@{revision}" for revision in args.against)]:
             print(f"{name}: starting {args.isolates} process(es)…", flush=True)
-            with _isolates(name, upstream_url, args) as isolates:
+            revision = name.partition("@")[2] or None
+            keys = KEYS[: pool_models.KEYS]
+            with contextlib.ExitStack() as stack:
+                isolates = [
+                    stack.enter_context(_worker_at(revision, upstream_url, keys))
+                    for _ in range(args.isolates)
+                ]
                 for scenario in pool_models.SCENARIOS:
                     measured = asyncio.run(_models_phase(isolates, upstream_url, scenario, args))
                     for row in measured:

@@ -53,7 +53,11 @@ class PoolUpstream:
         }
         self.latency_s = float(raw.get("latency_ms", 50)) / 1000
         scenario = raw.get("models")
-        self.models = None if scenario is None else pool_models.Keys(scenario, tuple(KEYS))
+        self.models = (
+            None
+            if scenario is None
+            else pool_models.Keys(scenario, tuple(KEYS[: pool_models.KEYS]))
+        )
         self.statuses.clear()
         self.keys.clear()
         self.attempts.clear()
