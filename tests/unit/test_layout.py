@@ -135,3 +135,59 @@ def test_every_concern_has_a_twin_on_each_side() -> None:
     unexplained = sorted((set(lonely_templates + lonely_modules) | others) - set(WITHOUT_TWIN))
     assert unexplained == []
     assert sorted(set(WITHOUT_TWIN) - set(lonely_modules) - others) == [], "stale exceptions"
+
+
+# Twins whose names differ by more than snake_case and camelCase (methods by `Class.name`).
+TWIN_NAMES = {
+    "Isolate.__init__": "isolate",
+    "Isolate.pool": "keyPool",
+    "Isolate.handle": "fetch",
+    "Isolate._handle": "handle",
+    "route": "matchRoute",
+    "query_keys": "queryValues",
+    "policy_of_client": "policyOf",
+    "per_model_quota": "perModelQuota429",
+    "next_quota_day_ms": "nextQuotaDay",
+    "error_document": "peekError",
+    "redacted": "redact",
+    "parse_client_tokens": "clientTokenSlots",
+}
+_JS_FUNCTION = re.compile(
+    # Functions and classes at the top, a class's methods two spaces in.
+    r"^(?:async )?function (\w+)|^class (\w+)|^  (?:async )?(\w+)\([^)]*\) \{",
+    re.MULTILINE,
+)
+
+
+def _camel(name: str) -> str:
+    first, *rest = name.lstrip("_").split("_")
+    return first + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def _python_functions(path: Path) -> list[str]:
+    """The module's functions, classes and methods in order, each as its JavaScript twin's name."""
+    names: list[str] = []
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.FunctionDef | ast.ClassDef):
+            names.append(TWIN_NAMES.get(node.name, _camel(node.name)))
+        if isinstance(node, ast.ClassDef):
+            for member in node.body:
+                if isinstance(member, ast.FunctionDef):
+                    qualified = f"{node.name}.{member.name}"
+                    names.append(TWIN_NAMES.get(qualified, _camel(member.name)))
+    return names
+
+
+@pytest.mark.parametrize("path", _templates(), ids=lambda path: path.name)
+def test_twins_have_their_functions_in_the_same_order(path: Path) -> None:
+    """Open a concern's two files side by side: the functions that have a twin come in the same
+    order on both sides."""
+    concern = path.name.removesuffix(".js.j2")
+    module = PACKAGE.parent / TWIN_ELSEWHERE.get(concern, f"infra/worker/{concern}.py")
+    python = _python_functions(module)
+    javascript = [
+        next(name for name in match.groups() if name)
+        for match in _JS_FUNCTION.finditer(path.read_text())
+    ]
+    in_python = [name for name in python if name in javascript]
+    assert in_python == [name for name in javascript if name in python]
