@@ -1,4 +1,5 @@
-"""The generated reference pages (settings, `aigw` commands): `python -m infra.cli.reference`."""
+"""The generated reference pages (settings, `aigw` commands) and Pulumi.yaml's declared block:
+`python -m infra.cli.reference`."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ from pathlib import Path
 import yaml
 
 from infra.cli.main import build_parser
-from infra.reference import GENERATED_NOTE, settings_reference
+from infra.reference import GENERATED_NOTE, settings_reference, with_pulumi_yaml_block
 
 HELP_COLUMNS = 100
 """The terminal width the CLI reference shows help at (argparse reads `COLUMNS`)."""
+PROJECT_FILE = Path("Pulumi.yaml")
 SETTINGS_PAGE = Path("docs/reference/settings.md")
 CLI_PAGE = Path("docs/reference/cli.md")
 
@@ -77,8 +79,10 @@ def _fix_width(parser: argparse.ArgumentParser) -> None:
 
 def pages(root: Path) -> dict[Path, str]:
     """Each generated page (path under `root`) and what it must contain."""
-    project = yaml.safe_load((root / "Pulumi.yaml").read_text(encoding="utf-8"))
+    project_text = with_pulumi_yaml_block((root / PROJECT_FILE).read_text(encoding="utf-8"))
+    project = yaml.safe_load(project_text)
     return {
+        root / PROJECT_FILE: project_text,
         root / SETTINGS_PAGE: settings_reference(project),
         root / CLI_PAGE: cli_reference(build_parser()),
     }

@@ -11,11 +11,18 @@ import pytest
 import yaml
 
 from infra.cli.main import build_parser
-from infra.cli.reference import CLI_PAGE, SETTINGS_PAGE, cli_reference, main, pages
-from infra.reference import ReferenceError, declared_settings, settings_reference
+from infra.cli.reference import CLI_PAGE, PROJECT_FILE, SETTINGS_PAGE, cli_reference, main, pages
+from infra.reference import (
+    PULUMI_YAML_BLOCK,
+    ReferenceError,
+    declared_settings,
+    settings_reference,
+    with_pulumi_yaml_block,
+)
 from infra.settings import (
     CLIENT_POLICY_FIELDS,
     KNOWN_KEYS,
+    SCALAR_SETTINGS,
     SETTING_FORMS,
     ClientPolicy,
     SettingForm,
@@ -33,7 +40,7 @@ def _camel(name: str) -> str:
     return head + "".join(part.title() for part in rest)
 
 
-@pytest.mark.parametrize("path", [SETTINGS_PAGE, CLI_PAGE], ids=str)
+@pytest.mark.parametrize("path", [PROJECT_FILE, SETTINGS_PAGE, CLI_PAGE], ids=str)
 def test_generated_page_is_current(path: Path) -> None:
     """The committed page is exactly what the generator writes from today's Pulumi.yaml and code:
     `python -m infra.cli.reference` rewrites it."""
@@ -117,3 +124,48 @@ def test_cli_reference_lists_every_command_and_option() -> None:
         assert f"## `aigw {command}`" in page
     assert "| `--upstream URL` |" in page
     assert "| `--since SINCE` |" in page
+
+
+@pytest.mark.parametrize("key", sorted(SCALAR_SETTINGS))
+def test_pulumi_yaml_declares_each_scalar_setting_as_the_code_does(key: str) -> None:
+    """Pulumi.yaml's entry (type, description, default) is the declaration's, as parsed YAML."""
+    assert declared_settings(PROJECT)[key] == SCALAR_SETTINGS[key].declaration()
+
+
+def test_a_changed_declaration_rewrites_pulumi_yaml(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The generator writes Pulumi.yaml's block from the declarations: a new default shows."""
+    changed = dataclasses.replace(SCALAR_SETTINGS["gatewayMaxAttempts"], default=2)
+    monkeypatch.setattr(
+        "infra.reference.SCALAR_SETTINGS", {**SCALAR_SETTINGS, "gatewayMaxAttempts": changed}
+    )
+    text = with_pulumi_yaml_block((ROOT / PROJECT_FILE).read_text())
+    assert yaml.safe_load(text)["config"]["aigw:gatewayMaxAttempts"]["default"] == 2
+    assert text.count(PULUMI_YAML_BLOCK[0]) == 1
+
+
+def test_pulumi_yaml_without_its_block_markers_stops_the_generator() -> None:
+    """A Pulumi.yaml that lost a marker line is an error naming the file, not a silent append."""
+    text = (ROOT / PROJECT_FILE).read_text().replace(PULUMI_YAML_BLOCK[1], "")
+    with pytest.raises(ReferenceError, match=r"Pulumi\.yaml needs the lines"):
+        with_pulumi_yaml_block(text)
+
+
+@pytest.mark.parametrize(
+    "key", [key for key, setting in SCALAR_SETTINGS.items() if setting.kind == "integer"]
+)
+def test_declared_bounds_are_the_ones_enforced(key: str) -> None:
+    """A declared integer's edges pass and one past each fails, as the reference shows them."""
+    low, high = SCALAR_SETTINGS[key].bounds
+    assert f"**Allowed:** {low} to {high}" in (ROOT / SETTINGS_PAGE).read_text()
+    retrying = {"gatewayMaxAttempts": 2}
+    for edge, beyond in ((low, low - 1), (high, high + 1)):
+        load({**REQUIRED, **retrying, key: edge}, "dev")
+        with pytest.raises(SettingsError, match=f"aigw:{key}: got {beyond};"):
+            load({**REQUIRED, **retrying, key: beyond}, "dev")
+
+
+def test_reference_lists_every_gateway_input() -> None:
+    """The settings page has a row for each `AiGateway` input decided, with its setting or why."""
+    page = (ROOT / SETTINGS_PAGE).read_text()
+    assert "| `retry_max_attempts` | [`gatewayMaxAttempts`](#gatewaymaxattempts) |" in page
+    assert "| `guardrails` | Guardrails buffer a streamed response" in page
