@@ -45,7 +45,7 @@ def with_region(text: str, begin: str, end: str, body: str, where: str) -> str:
     start, stop = lines.index(begin), lines.index(end)
     if stop < start:
         raise ReferenceError(f"{where}: {end!r} comes before {begin!r}")
-    return "\n".join([*lines[: start + 1], *body.rstrip("\n").split("\n"), *lines[stop:]])
+    return "\n".join([*lines[: start + 1], *body.split("\n"), *lines[stop:]])
 
 
 def pulumi_yaml_block() -> str:

@@ -11,7 +11,16 @@ import pytest
 import yaml
 
 from infra.cli.main import build_parser
-from infra.cli.reference import CLI_PAGE, PROJECT_FILE, SETTINGS_PAGE, cli_reference, main, pages
+from infra.cli.reference import (
+    CLI_PAGE,
+    ERRORS_PAGE,
+    PROJECT_FILE,
+    SETTINGS_PAGE,
+    TROUBLESHOOTING_PAGE,
+    cli_reference,
+    main,
+    pages,
+)
 from infra.reference import (
     PULUMI_YAML_BLOCK,
     ReferenceError,
@@ -29,6 +38,7 @@ from infra.settings import (
     SettingsError,
     load,
 )
+from infra.worker.errors import WORKER_ERRORS
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT: dict[str, Any] = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
@@ -40,7 +50,9 @@ def _camel(name: str) -> str:
     return head + "".join(part.title() for part in rest)
 
 
-@pytest.mark.parametrize("path", [PROJECT_FILE, SETTINGS_PAGE, CLI_PAGE], ids=str)
+@pytest.mark.parametrize(
+    "path", [PROJECT_FILE, SETTINGS_PAGE, CLI_PAGE, ERRORS_PAGE, TROUBLESHOOTING_PAGE], ids=str
+)
 def test_generated_page_is_current(path: Path) -> None:
     """The committed page is exactly what the generator writes from today's Pulumi.yaml and code:
     `python -m infra.cli.reference` rewrites it."""
@@ -49,7 +61,9 @@ def test_generated_page_is_current(path: Path) -> None:
 
 def test_check_mode_names_a_stale_page(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """`--check` fails on a page that differs from what would be generated, and writes nothing."""
-    (tmp_path / "Pulumi.yaml").write_text((ROOT / "Pulumi.yaml").read_text())
+    for path in (PROJECT_FILE, ERRORS_PAGE, TROUBLESHOOTING_PAGE):
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text((ROOT / path).read_text())
     assert main(["--root", str(tmp_path)]) == 0
     page = tmp_path / SETTINGS_PAGE
     page.write_text(page.read_text().replace("32 lowercase hex digits", "anything"))
@@ -169,3 +183,13 @@ def test_reference_lists_every_gateway_input() -> None:
     page = (ROOT / SETTINGS_PAGE).read_text()
     assert "| `retry_max_attempts` | [`gatewayMaxAttempts`](#gatewaymaxattempts) |" in page
     assert "| `guardrails` | Guardrails buffer a streamed response" in page
+
+
+def test_the_errors_page_and_troubleshooting_show_every_worker_error() -> None:
+    """Each code of the Worker's error table has its row on the Errors page and its line, under
+    its family, on the troubleshooting page."""
+    errors_page = (ROOT / ERRORS_PAGE).read_text()
+    troubleshooting = (ROOT / TROUBLESHOOTING_PAGE).read_text()
+    for error in WORKER_ERRORS:
+        assert f"| `{error.code}` | `{error.type}` |" in errors_page, error.code
+        assert f" {error.code}`**: {error.when}." in troubleshooting, error.code
