@@ -126,11 +126,7 @@ class ScalarSetting:
         if self.kind == "integer":
             return _whole(key, value, *self.bounds)
         if self.kind == "boolean":
-            if isinstance(value, bool):
-                return value
-            if isinstance(value, str) and value.lower() in ("true", "false"):
-                return value.lower() == "true"
-            _fail(key, _show(value), "expected true or false")
+            return _boolean(key, value)
         if not isinstance(value, str) or value not in self.choices:
             _fail(key, _show(value), f"expected one of {', '.join(map(repr, self.choices))}")
         return value
@@ -757,13 +753,7 @@ class _Reader:
 
     def boolean(self, key: str, default: bool) -> bool:
         value = self._raw.get(key)
-        if value is None:
-            return default
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "false"):
-            return value.lower() == "true"
-        _fail(key, _show(value), "expected true or false")
+        return default if value is None else _boolean(key, value)
 
     def rate_limit(self) -> RateLimit | None:
         value = self._structured("rateLimit", '{"limit", "interval", "technique"}')
@@ -1026,6 +1016,15 @@ def _kind(value: object) -> str:
         return "an empty object"
     kind = {list: "a list", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
     return kind.get(type(value), f"a {type(value).__name__}")
+
+
+def _boolean(key: str, value: object) -> bool:
+    """`value` (a boolean or its text, as Pulumi passes it) as a boolean."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    _fail(key, _show(value), "expected true or false")
 
 
 def _whole(key: str, value: object, low: int, high: int) -> int:
