@@ -112,7 +112,8 @@ class ScalarSetting:
         if self.kind == "integer":
             unit = f" ({self.unit})" if self.unit else ""
             return SettingForm(f"integer{unit}", f"{self.bounds[0]} to {self.bounds[1]}")
-        return SettingForm("string", " or ".join(f"`{choice}`" for choice in self.choices))
+        *others, last = (f"`{choice}`" for choice in self.choices)
+        return SettingForm("string", f"{', '.join(others)} or {last}")
 
     def declaration(self) -> dict[str, object]:
         """Its entry in Pulumi.yaml's `config` block (without the key)."""
