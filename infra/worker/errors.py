@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from infra.settings import MAX_BODY_BYTES
-from infra.worker.model import (
+from infra.worker.config import UPSTREAM_TIMEOUT_MS
+from infra.worker.verdicts import (
     GATEWAY_AUTH_REFUSED,
     GATEWAY_RATE_LIMITED,
     GATEWAY_SPEND_LIMITED,
-    UPSTREAM_TIMEOUT_MS,
 )
 
 FAMILIES: Mapping[str, str] = MappingProxyType(

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 import pytest
 
 from infra.settings import load
-from infra.worker import errors, model
+from infra.worker import errors, policy
+from infra.worker.answers import ERROR_TYPES, UPSTREAM_ERROR_TYPE
 from infra.worker.render import render_worker
 
 # A client with every policy field, so that every policy check is in the source whatever the
@@ -105,11 +106,11 @@ def worker_answers(source: str) -> list[Answer]:
             continue
         status = int(arguments[0]) if arguments[0].isdigit() else None
         if match.group(1) == "policyError":
-            kind = model.POLICY_ERROR_TYPES[status] if status is not None else "?"
+            kind = policy.POLICY_ERROR_TYPES[status] if status is not None else "?"
         elif len(arguments) >= 5:
             kind = constants[arguments[4]]
         else:
-            kind = model.ERROR_TYPES.get(status or 0, model.UPSTREAM_ERROR_TYPE)
+            kind = ERROR_TYPES.get(status or 0, UPSTREAM_ERROR_TYPE)
         answers.append(Answer(match.group(1), status, code, kind))
     return answers
 
