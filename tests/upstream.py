@@ -22,7 +22,7 @@ from typing import Literal
 from urllib.parse import parse_qs, urlsplit
 
 from bench.pool_keys import OPENAI, BucketKey, Tier
-from infra.worker.model import UpstreamFailure, UpstreamResponse
+from infra.worker.config import UpstreamFailure, UpstreamResponse
 
 Behaviour = Literal[
     "ok", "rate_limited", "revoked", "server_error", "slow", "slow_server_error", "drop", "cut"

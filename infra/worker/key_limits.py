@@ -1,7 +1,7 @@
 """What each pool key has left, read from the providers' rate-limit headers, and how keys are
 chosen, rested and refused by it (DESIGN §4 "Keys").
 
-`worker_template/worker.js.j2` implements the same functions in its "Key limits" section, and
+`worker_template/key_limits.js.j2` implements the same functions, and
 `tests/vectors/key_limits.json` runs against both. Everything here is per isolate: each learns a
 key's state from its own answers, which carry the provider's count for the key, so no storage is
 shared. The providers state their limits per model, so a key's state is kept per model the
@@ -111,8 +111,6 @@ as it likes can only use the room that idle models leave, never push out a model
 REFUSED_MODELS_FOR_WHOLE = 2
 """A key refused on this many models, and serving none for as long as a refusal rests, rests
 whole: it is the key, not the models (a project that may use no model)."""
-MAX_MODEL_NAME = 256
-"""The longest model name read from a body for routing; a longer one routes as `others`."""
 REQUEST_TOO_LARGE = "^Request too large for .*Requested [0-9]+"
 """OpenAI's 429 for one request over the key's whole tokens-per-minute limit ("Request too large for
 gpt-4o in organization … on tokens per min (TPM): Limit 30000, Requested 32042. …"): every key of
@@ -586,88 +584,3 @@ def pool_exhausted_message(slug: str, seconds: int) -> str:
         f"every {slug} API key of this gateway is at its rate limit, as the provider stated: "
         f"nothing was sent; retry after {seconds} s"
     )
-
-
-_QUOTE, _BACKSLASH, _COLON = 0x22, 0x5C, 0x3A
-_OPENERS, _CLOSERS = b"{[", b"}]"
-_JSON_SPACE = b" \t\n\r"
-_MODEL_KEY = b"model"
-
-
-def body_model(body: bytes) -> str | None:
-    """The top-level `"model"` string of a JSON object body, read for routing without parsing
-    the body: the scan walks the structure and jumps over every string to its closing quote, so
-    it costs little beside the body's size (bench.model_read), and stops at the first `model`
-    key. None when the body is not an object, names no model at the top, or names it in a way
-    this reader does not follow (escapes in the name, a name over `MAX_MODEL_NAME` bytes, not
-    UTF-8): a client that hides its model only misroutes itself. The policy check's full parse
-    is another matter, and stays."""
-    size = len(body)
-    at = 0
-    while at < size and body[at] in _JSON_SPACE:
-        at += 1
-    if at >= size or body[at] != 0x7B:
-        return None
-    depth = 0
-    expect_key = False
-    while at < size:
-        byte = body[at]
-        if byte == _QUOTE:
-            end = _string_end(body, at)
-            if end < 0:
-                return None
-            if depth == 1 and expect_key:
-                expect_key = False
-                if body[at + 1 : end] == _MODEL_KEY:
-                    return _model_value(body, end + 1)
-            at = end + 1
-            continue
-        if byte in _OPENERS:
-            depth += 1
-            expect_key = byte == 0x7B and depth == 1
-        elif byte in _CLOSERS:
-            depth -= 1
-            if depth <= 0:
-                return None
-        elif byte == 0x2C and depth == 1:
-            expect_key = True
-        at += 1
-    return None
-
-
-def _string_end(body: bytes, start: int) -> int:
-    """The index of the quote that closes the string opening at `start`, else -1."""
-    at = start
-    while True:
-        at = body.find(b'"', at + 1)
-        if at < 0:
-            return -1
-        backslashes = 0
-        while body[at - 1 - backslashes] == _BACKSLASH:
-            backslashes += 1
-        if backslashes % 2 == 0:
-            return at
-
-
-def _model_value(body: bytes, at: int) -> str | None:
-    """The string after a `"model"` key that ends before `at`, if it is a plain string."""
-    size = len(body)
-    while at < size and body[at] in _JSON_SPACE:
-        at += 1
-    if at >= size or body[at] != _COLON:
-        return None
-    at += 1
-    while at < size and body[at] in _JSON_SPACE:
-        at += 1
-    if at >= size or body[at] != _QUOTE:
-        return None
-    end = body.find(b'"', at + 1, at + 2 + MAX_MODEL_NAME)
-    if end < 0:
-        return None
-    raw = body[at + 1 : end]
-    if _BACKSLASH in raw or not raw:
-        return None
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return None

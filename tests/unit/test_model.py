@@ -9,30 +9,25 @@ from datetime import UTC, datetime
 import pytest
 
 from infra.settings import load
-from infra.worker import key_limits
-from infra.worker.model import (
-    MAX_COOLDOWN_MS,
+from infra.worker import endpoints
+from infra.worker.auth import parse_client_tokens, split_list
+from infra.worker.config import ClientRequest, UpstreamRequest, UpstreamResponse, WorkerConfig
+from infra.worker.key_limits import MAX_COOLDOWN_MS
+from infra.worker.pool import KeyPool
+from infra.worker.routing import path_is_contained
+from infra.worker.scrubbing import error_document, scrubbed_headers
+from infra.worker.verdicts import (
     RATE_LIMITED_COOLDOWN_MS,
     REJECTED_COOLDOWN_MS,
     SERVER_ERROR_FAILOVER_MS,
-    ClientRequest,
-    Isolate,
-    KeyPool,
-    UpstreamRequest,
-    UpstreamResponse,
-    WorkerConfig,
     cooldown_ms,
-    error_document,
     gateway_refusal,
     key_invalid_400,
     next_quota_day_ms,
-    parse_client_tokens,
-    path_is_contained,
     retry_after_ms,
     retry_delay_ms,
-    scrubbed_headers,
-    split_list,
 )
+from infra.worker.worker import Isolate
 from tests.vectors.body_models import BODY_MODELS
 
 NOW = 1_800_000_000_000
@@ -416,6 +411,6 @@ def test_a_5xx_fails_over_only_within_the_bound(took_ms: int, attempts: int) -> 
 def test_the_model_is_read_without_a_parse(body: bytes, model: str | None) -> None:
     """The routing read finds the top-level model wherever it is in the object, and reads nothing
     from nested objects, strings, escapes, other types or names over the bound."""
-    assert key_limits.body_model(body) == model
+    assert endpoints.body_model(body) == model
     if model is not None:
-        assert key_limits.body_model(body + b" trailing junk") == model
+        assert endpoints.body_model(body + b" trailing junk") == model

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from infra.cli.workerd import RunningWorker
-from infra.worker.model import SERVER_ERROR_FAILOVER_MS
+from infra.worker.verdicts import SERVER_ERROR_FAILOVER_MS
 from tests.upstream import Behaviour, FakeGateway, revoked_message
 from tests.worker.conftest import AUTH, OPENAI_KEYS, MakeWorker
 

@@ -15,7 +15,7 @@ from bench.pool_keys import Tier
 from infra.cli.workerd import serve_worker
 from infra.settings import load
 from infra.worker import key_limits
-from infra.worker.model import UpstreamResponse
+from infra.worker.config import UpstreamResponse
 from infra.worker.render import render_worker
 from tests.upstream import ACCOUNT_ID, FakeGateway, _openai_completion
 from tests.vectors.body_models import BODY_MODELS
