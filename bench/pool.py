@@ -287,22 +287,24 @@ async def _retry_after(
 def _main_models(args: argparse.Namespace, output: Path) -> int:
     """`--models`: each scenario of `bench.pool_models` on aigw's Worker and each revision."""
     rows: list[dict[str, object]] = []
+    # Fresh isolates for each scenario and target: what one scenario taught a pool (a key
+    # refused a model) must not carry into the next.
     with running_upstream("bench.pool_upstream") as upstream_url:
-        for name in ["aigw", *(f"aigw@{revision}" for revision in args.against)]:
-            print(f"{name}: starting {args.isolates} process(es)…", flush=True)
-            revision = name.partition("@")[2] or None
-            keys = KEYS[: pool_models.KEYS]
-            with contextlib.ExitStack() as stack:
-                isolates = [
-                    stack.enter_context(_worker_at(revision, upstream_url, keys))
-                    for _ in range(args.isolates)
-                ]
-                for scenario in pool_models.SCENARIOS:
+        for scenario in pool_models.SCENARIOS:
+            for name in ["aigw", *(f"aigw@{revision}" for revision in args.against)]:
+                print(f"{scenario}, {name}: starting {args.isolates} process(es)…", flush=True)
+                revision = name.partition("@")[2] or None
+                keys = KEYS[: pool_models.KEYS]
+                with contextlib.ExitStack() as stack:
+                    isolates = [
+                        stack.enter_context(_worker_at(revision, upstream_url, keys))
+                        for _ in range(args.isolates)
+                    ]
                     measured = asyncio.run(_models_phase(isolates, upstream_url, scenario, args))
-                    for row in measured:
-                        rows.append(
-                            {"target": name, "scenario": scenario, "isolates": args.isolates, **row}
-                        )
+                rows += [
+                    {"target": name, "scenario": scenario, "isolates": args.isolates, **row}
+                    for row in measured
+                ]
     path = output / "pool_models.json"
     path.write_text(json.dumps({"command": " ".join(sys.argv), "rows": rows}, indent=2) + "\n")
     pool_models.print_table(rows)
