@@ -19,6 +19,7 @@ from infra.worker import key_limits
 from infra.worker.answers import RATE_LIMIT_ERROR_TYPE, error
 from infra.worker.config import Response, UpstreamResponse
 from infra.worker.endpoints import (
+    GOOGLE,
     UnreadableBody,
     body_model,
     client_path,
@@ -219,9 +220,12 @@ def request_model(provider: Provider, method: str, rest: str, body: bytes) -> st
     slug = provider.slug
     if slug not in key_limits.MODEL_LIMIT_PROVIDERS:
         return None
-    _, model = table_endpoint(slug, method, client_path(slug, decoded_path(rest)))
-    if model is not None:
-        return model
+    # Only Google names the model in the path; matching the endpoint table costs more than the
+    # body's read, so the others skip it.
+    if slug == GOOGLE:
+        _, model = table_endpoint(slug, method, client_path(slug, decoded_path(rest)))
+        if model is not None:
+            return model
     return body_model(body) if method == "POST" else None
 
 
@@ -352,5 +356,6 @@ def cooldown_ms(
 def server_error_failover(status: int, headers: Mapping[str, str], elapsed_ms: float) -> bool:
     """Whether a 5xx may go to another key: while the request has taken less than
     `SERVER_ERROR_FAILOVER_MS` and the answer is not a stream."""
-    streaming = headers.get("content-type", "").lower().startswith(STREAM_CONTENT_TYPE)
-    return 500 <= status <= 599 and elapsed_ms < SERVER_ERROR_FAILOVER_MS and not streaming
+    if not 500 <= status <= 599 or elapsed_ms >= SERVER_ERROR_FAILOVER_MS:
+        return False
+    return not headers.get("content-type", "").lower().startswith(STREAM_CONTENT_TYPE)
