@@ -9,7 +9,7 @@ import jinja2
 
 from infra import secret_bindings
 from infra.settings import ClientPolicy, Settings, rate_limit_binding
-from infra.worker import endpoints, key_limits, model
+from infra.worker import analytics, endpoints, key_limits, model
 from infra.worker.model import UPSTREAM_TIMEOUT_MS, WorkerConfig, budget_text, expiry_text
 
 COMPATIBILITY_DATE = "2026-11-01"
@@ -88,6 +88,7 @@ def render_config(config: WorkerConfig) -> str:
         "endpoint_table": endpoint_table,
         "secret_bindings": secret_bindings,
         "key_limits": key_limits,
+        "analytics": analytics,
         "policies": policies,
     }
     return _environment().get_template(TEMPLATE).render(context)
