@@ -1,4 +1,5 @@
-"""`aigw keys`: each pool key's health from the gateway's logs, as a table, JSON or a chart."""
+"""`aigw keys`: each pool key's health from every answer it got (the Worker's events, or with
+`--source logs` the gateway's logs), as a table, JSON or a chart."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from infra.cli import api, usage
+from infra.cli import api, events, usage
 from infra.providers import PROVIDERS
 
 if TYPE_CHECKING:
@@ -73,6 +74,13 @@ def answer_class(log: LogListResponse) -> AnswerClass:
     if status is None:
         # Without a status the log's own success flag is all there is to go by.
         return "ok" if log.success else "other"
+    return status_class(status)
+
+
+def status_class(status: int) -> AnswerClass:
+    """What an upstream status says about the key; 0 (no answer came) is a server error."""
+    if status == 0:
+        return "serverErrors"
     if 200 <= status < 300:
         return "ok"
     if status == 429:
@@ -129,21 +137,34 @@ class KeyHealth:
         """Count one logged answer."""
         kind = answer_class(log)
         moment = log.created_at
-        if kind in ("ok", "refused"):
-            answers = self.scopes.setdefault(Scope(log.model or "", log.path or ""), ScopeAnswers())
-            if kind == "refused":
-                answers.refusals.append(moment)
-            elif answers.latest_ok is None or moment > answers.latest_ok:
-                answers.latest_ok = moment
-        self.counts[kind] += 1
-        if kind not in self.latest or moment >= self.latest[kind]:
-            self.latest[kind] = moment
+        self.seen(kind, moment, moment, log.status_code, 1, Scope(log.model or "", log.path or ""))
         hour = moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
         self.hourly.setdefault(hour, Counter())[kind] += 1
+
+    def seen(
+        self,
+        kind: AnswerClass,
+        first: datetime,
+        last: datetime,
+        status: int | None,
+        answers: int,
+        scope: Scope,
+    ) -> None:
+        """Count `answers` answers of class `kind` in `scope`, the first at `first`, the last at
+        `last` (one logged answer: both its moment; the events give each group's first and last)."""
+        if kind in ("ok", "refused"):
+            found = self.scopes.setdefault(scope, ScopeAnswers())
+            if kind == "refused":
+                found.refusals.extend(sorted({first, last}))
+            elif found.latest_ok is None or last > found.latest_ok:
+                found.latest_ok = last
+        self.counts[kind] += answers
+        if kind not in self.latest or last >= self.latest[kind]:
+            self.latest[kind] = last
         # Logs come oldest first; of two at the same moment the one read last is the latest.
-        if self.last_seen is None or moment >= self.last_seen:
-            self.last_seen = moment
-            self.last_status = log.status_code
+        if self.last_seen is None or last >= self.last_seen:
+            self.last_seen = last
+            self.last_status = status
 
     @property
     def requests(self) -> int:
@@ -216,11 +237,14 @@ class KeysReport:
         if not key_id:
             self.without_key += 1
             return
-        provider = log.provider or usage.UNKNOWN
+        self.key(log.provider or usage.UNKNOWN, key_id).add(log)
+
+    def key(self, provider: str, key_id: str) -> KeyHealth:
+        """The health of one key, made on first use."""
         found = self.keys.get((provider, key_id))
         if found is None:
             found = self.keys[provider, key_id] = KeyHealth(provider, key_id)
-        found.add(log)
+        return found
 
     def rows(self) -> list[KeyHealth]:
         """Worst verdict first, then by provider and key id."""
@@ -238,14 +262,17 @@ def add_command(commands: argparse._SubParsersAction[Any]) -> None:
     """Register `aigw keys`."""
     parser = commands.add_parser(
         "keys",
-        help="each pool key's health from the gateway's logs",
+        help="each pool key's health from every answer it got",
         description=(
-            "Page through the AI Gateway's logs in a time window (both ends included) and count "
-            "each provider key's answers by class, with a verdict that says which key to replace."
+            "Count each provider key's answers by class in a time window (both ends included), "
+            "every attempt included (a key refused before another key answered counts too), "
+            "from the Worker's events in one or two API calls, with a verdict that says which "
+            "key to replace. --source logs pages through the gateway's logs instead."
         ),
     )
     api.add_target_arguments(parser)
     usage.add_window_arguments(parser)
+    usage.add_source_arguments(parser)
     parser.add_argument(
         "--provider", choices=sorted(PROVIDERS), help="only this provider's keys (default: all)"
     )
@@ -268,9 +295,13 @@ def run(args: argparse.Namespace) -> int:
     target = api.resolve_target(args)
     client = api.make_client()
     report = KeysReport(provider=args.provider)
-    show_progress = not args.json and sys.stderr.isatty()
-    for log in usage.gateway_logs(client, target, window, progress=show_progress):
-        report.add(log)
+    if args.source == "logs":
+        show_progress = not args.json and sys.stderr.isatty()
+        for log in usage.gateway_logs(client, target, window, progress=show_progress):
+            report.add(log)
+    else:
+        dataset = usage.dataset_of(args, target)
+        read_events(report, client, target, window, dataset, hourly=chart is not None)
     if chart is not None:
         draw_chart(report, target, window, chart)
     if args.json:
@@ -278,6 +309,42 @@ def run(args: argparse.Namespace) -> int:
     else:
         print_table(report, target, window, chart)
     return 0
+
+
+def read_events(
+    report: KeysReport,
+    client: Any,
+    target: api.Target,
+    window: usage.Window,
+    dataset: str,
+    *,
+    hourly: bool,
+) -> None:
+    """Fill `report` from every answer the keys got (one query; a second for the chart)."""
+    sql = events.SqlClient(client, target.account_id)
+    provider = report.provider
+    for row in sql.rows(events.keys_query(dataset, window.start, window.end, provider)):
+        key = report.key(str(row.get("provider") or usage.UNKNOWN), str(row.get("keyId") or ""))
+        status = round(events.number(row.get("status")))
+        first = events.moment(row.get("first")) or window.start
+        last = events.moment(row.get("last")) or first
+        scope = Scope(str(row.get("model") or ""), _path_below_provider(row.get("path")))
+        answers = round(events.number(row.get("answers")))
+        key.seen(status_class(status), first, last, status, answers, scope)
+    if not hourly:
+        return
+    for row in sql.rows(events.keys_hourly_query(dataset, window.start, window.end, provider)):
+        key = report.key(str(row.get("provider") or usage.UNKNOWN), str(row.get("keyId") or ""))
+        hour = events.moment(row.get("hour"))
+        if hour is not None:
+            kind = status_class(round(events.number(row.get("status"))))
+            key.hourly.setdefault(hour, Counter())[kind] += round(events.number(row.get("answers")))
+
+
+def _path_below_provider(path: object) -> str:
+    """An event's `/<provider>/<rest>` as the logs name a path: `<rest>`, without the slash."""
+    text = str(path or "")
+    return text.split("/", 2)[2] if text.count("/") >= 2 else text.lstrip("/")
 
 
 def check_chart_path(path: Path) -> None:

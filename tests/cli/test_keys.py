@@ -19,7 +19,7 @@ from infra.cli.main import main
 from tests.cli.conftest import fails
 from tests.cloudflare_fake import ACCOUNT_ID, API_TOKEN, GATEWAY_ID, FakeCloudflare
 
-TARGET = ["--account-id", ACCOUNT_ID, "--gateway-id", GATEWAY_ID]
+TARGET = ["--account-id", ACCOUNT_ID, "--gateway-id", GATEWAY_ID, "--source", "logs"]
 NOON = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 WINDOW = ["--since", "2026-11-28T00:00:00Z", "--until", "2026-11-29T00:00:00Z"]
 FIELDS = [
@@ -590,7 +590,7 @@ def test_keys_unknown_gateway_is_one_clear_sentence(
     cloudflare_api: FakeCloudflare, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Logs of a gateway that does not exist: the id, the account, and where the id came from."""
-    err = fails(capsys, ["keys", "--account-id", ACCOUNT_ID, "--gateway-id", "aigw-prod"])
+    err = fails(capsys, ["keys", *TARGET[:2], "--gateway-id", "aigw-prod", "--source", "logs"])
     assert f"gateway 'aigw-prod' was not found in account {ACCOUNT_ID} (HTTP 404)" in err
 
 
