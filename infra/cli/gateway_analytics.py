@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import cloudflare
@@ -119,7 +119,10 @@ def variables(account_id: str, gateway_id: str, windows: list[GatewayWindow]) ->
     values = {"account": account_id, "gateway": gateway_id}
     for number, window in enumerate(windows):
         values[f"start{number}"] = _iso(window.start)
-        values[f"end{number}"] = _iso(window.end)
+        # Whole seconds outward, so the last moments of the window are not cut off.
+        values[f"end{number}"] = _iso(
+            window.end + timedelta(microseconds=-window.end.microsecond % 1_000_000)
+        )
     return values
 
 

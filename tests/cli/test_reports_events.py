@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from infra.cli import api, events
-from infra.cli.local_analytics import collecting
+from infra.cli.local_analytics import LocalAnalytics, collecting
 from infra.cli.main import main
 from infra.cli.usage import parse_window
 from infra.cli.workerd import serve_worker
@@ -88,6 +88,14 @@ def _refusal(status: int) -> UpstreamResponse:
     return UpstreamResponse(status, {"content-type": "application/json"}, body)
 
 
+def _wait_for(sink: LocalAnalytics, count: int) -> None:
+    """Until the collector has `count` points (and then exactly that many)."""
+    deadline = time.monotonic() + 5
+    while len(sink.snapshot()) < count and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert len(sink.snapshot()) == count
+
+
 @pytest.fixture(scope="module")
 def recorded() -> Iterator[Recorded]:
     """The Worker's traffic: answered requests through the fake gateway (which logs cost and
@@ -109,6 +117,8 @@ def recorded() -> Iterator[Recorded]:
                 json={"model": "gpt-4o-mini"},
             )
             assert unauthenticated.status_code == 401
+            # workerd posts a point after the answer: stopping it sooner would lose the last.
+            _wait_for(sink, sum(SENT.values()) + 2)
         with FakeGateway() as gateway:
             source, bindings = _settings(gateway.url)
             with serve_worker(source, bindings, analytics=sink) as worker:
@@ -120,14 +130,10 @@ def recorded() -> Iterator[Recorded]:
                 gateway.script(_refusal(429), _refusal(401), completion, _refusal(500), completion)
                 assert _chat(worker.url, "laptop", "gpt-4o-mini") == 200
                 assert _chat(worker.url, "laptop", "gpt-4o-mini") == 200
+                _wait_for(sink, sum(SENT.values()) + 2 + 5)
                 statuses = [429, 401, 200, 500, 200]
                 for request, status in zip(gateway.requests, statuses, strict=True):
                     result.keys_answers[key_id(request.key or ""), status] += 1
-        expected_points = sum(SENT.values()) + 2 + 5
-        deadline = time.monotonic() + 5
-        while len(sink.snapshot()) < expected_points and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert len(sink.snapshot()) == expected_points
         fake.analytics.insert(DATASET, sink.snapshot())
         yield result
 
