@@ -22,7 +22,7 @@ from infra.cli.main import main
 from infra.cli.usage import parse_window
 from infra.cli.workerd import serve_worker
 from infra.settings import load
-from infra.worker.model import UpstreamResponse
+from infra.worker.config import UpstreamResponse
 from infra.worker.render import render_worker
 from tests.analytics_stand_in import AnalyticsEngine, SqlRefused, graphql_answer
 from tests.cloudflare_fake import (

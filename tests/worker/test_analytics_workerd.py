@@ -15,7 +15,7 @@ import pytest
 from infra.cli.local_analytics import LocalAnalytics, collecting
 from infra.settings import load
 from infra.worker.analytics import BLOBS, DOUBLES
-from infra.worker.model import UpstreamResponse
+from infra.worker.config import UpstreamResponse
 from infra.worker.render import render_worker
 from tests.cloudflare_fake import key_id
 from tests.upstream import ACCOUNT_ID, FakeGateway, _openai_completion

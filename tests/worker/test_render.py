@@ -17,7 +17,8 @@ import pytest
 from infra.providers import PROVIDERS
 from infra.settings import ClientPolicy, Settings, load
 from infra.worker import render
-from infra.worker.model import WorkerConfig, budget_exceeded_message, policy_of_client
+from infra.worker.config import WorkerConfig
+from infra.worker.policy import budget_exceeded_message, policy_of_client
 from infra.worker.render import render_worker
 
 ACCOUNT = "0123456789abcdef0123456789abcdef"
