@@ -7,7 +7,15 @@ from typing import Any, get_args
 import pytest
 
 from infra.worker import analytics
-from tests.vectors.analytics_cases import LONG, OUTCOMES, POINTS, event_of, long_event
+from tests.vectors.analytics_cases import (
+    BODIES,
+    LONG,
+    OUTCOMES,
+    POINTS,
+    body_of,
+    event_of,
+    long_event,
+)
 
 
 @pytest.mark.parametrize("case", OUTCOMES, ids=lambda case: f"{case['status']}-{case['code']}")
@@ -41,3 +49,9 @@ def test_columns_are_named_in_one_place() -> None:
     assert analytics.column("upstreamStatus") == "double5"
     with pytest.raises(KeyError):
         analytics.column("content")
+
+
+@pytest.mark.parametrize("case", BODIES, ids=lambda case: case["name"])
+def test_model_a_body_names(case: dict[str, Any]) -> None:
+    """The model is found at either end of a body without parsing it, or not at all."""
+    assert analytics.body_model(body_of(case).encode()) == case["model"]

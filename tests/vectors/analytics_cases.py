@@ -14,6 +14,12 @@ VECTORS = json.loads(
 OUTCOMES: list[dict[str, Any]] = VECTORS["outcomes"]
 POINTS: list[dict[str, Any]] = VECTORS["points"]
 LONG: dict[str, Any] = VECTORS["long"]
+BODIES: list[dict[str, Any]] = VECTORS["bodies"]
+
+
+def body_of(case: dict[str, Any]) -> str:
+    """A body case's text: its prefix, `pad` x's, its suffix."""
+    return str(case["prefix"]) + "x" * int(case["pad"]) + str(case["suffix"])
 
 
 def event_of(raw: dict[str, Any]) -> Event:

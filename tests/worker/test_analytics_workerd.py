@@ -19,14 +19,16 @@ from infra.worker.config import UpstreamResponse
 from infra.worker.render import render_worker
 from tests.cloudflare_fake import key_id
 from tests.upstream import ACCOUNT_ID, FakeGateway, _openai_completion
-from tests.vectors.analytics_cases import LONG, OUTCOMES, POINTS, long_event
+from tests.vectors.analytics_cases import BODIES, LONG, OUTCOMES, POINTS, body_of, long_event
 from tests.worker.conftest import AUTH, OPENAI_KEYS, SECRETS, TOKEN, MakeWorker, leaked
 
 _HARNESS = """
 export default {
   async fetch(request) {
-    const { outcomes, points } = await request.json();
+    const { outcomes, points, bodies } = await request.json();
+    const encoder = new TextEncoder();
     return Response.json({
+      models: bodies.map((body) => bodyModel(encoder.encode(body))),
       outcomes: outcomes.map((c) => outcomeOf(c.status, c.code, c.gateway)),
       points: points.map((e) =>
         dataPoint(e.kind, e, e.outcome, e.status, e.attempts, e.firstByteMs)),
@@ -47,10 +49,10 @@ def test_worker_meets_the_vectors() -> None:
     source = render_worker(settings).replace("export default {", "const aigwWorker = {", 1)
     events = [case["event"] for case in POINTS] + [long_event()]
     with serve_worker(source + _HARNESS, {}) as worker:
-        read = httpx.post(
-            worker.url, json={"outcomes": OUTCOMES, "points": events}, timeout=30
-        ).json()
+        cases = {"outcomes": OUTCOMES, "points": events, "bodies": [body_of(b) for b in BODIES]}
+        read = httpx.post(worker.url, json=cases, timeout=30).json()
     assert read["outcomes"] == [case["outcome"] for case in OUTCOMES]
+    assert read["models"] == [case["model"] for case in BODIES]
     assert read["points"][:-1] == [case["point"] for case in POINTS]
     assert read["points"][-1]["blobs"][BLOBS.index("model")] == LONG["character"] * LONG["kept"]
 
