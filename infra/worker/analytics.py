@@ -82,21 +82,6 @@ MODEL_FIELD = r'"model"\s*:\s*"((?:[^"\\]|\\.){1,256}?)"'
 `"model"` followed by `:` is always a key (of the request or of one of its objects)."""
 
 
-def body_model(body: bytes) -> str:
-    """The model a buffered body names, as the Worker's bodyModel() finds it; "" if none."""
-    head = body[:MODEL_SCAN_BYTES].decode("utf-8", "replace")
-    found = re.search(MODEL_FIELD, head)
-    if found is None and len(body) > MODEL_SCAN_BYTES:
-        found = re.search(MODEL_FIELD, body[-MODEL_SCAN_BYTES:].decode("utf-8", "replace"))
-    if found is None:
-        return ""
-    try:
-        named = json.loads(f'"{found.group(1)}"')
-    except ValueError:
-        return ""
-    return named if isinstance(named, str) else ""
-
-
 Outcome = Literal[
     "answered",
     "provider_rate_limited",
@@ -242,6 +227,21 @@ def data_point(event: Event) -> DataPoint:
         blobs=tuple(bounded(blob) for blob in blobs),
         doubles=doubles,
     )
+
+
+def body_model(body: bytes) -> str:
+    """The model a buffered body names, as the Worker's bodyModel() finds it; "" if none."""
+    head = body[:MODEL_SCAN_BYTES].decode("utf-8", "replace")
+    found = re.search(MODEL_FIELD, head)
+    if found is None and len(body) > MODEL_SCAN_BYTES:
+        found = re.search(MODEL_FIELD, body[-MODEL_SCAN_BYTES:].decode("utf-8", "replace"))
+    if found is None:
+        return ""
+    try:
+        named = json.loads(f'"{found.group(1)}"')
+    except ValueError:
+        return ""
+    return named if isinstance(named, str) else ""
 
 
 def column(name: str) -> str:
