@@ -121,6 +121,10 @@ def main_bench(requests: int, logs: int) -> None:
                     )
     with stand_in() as fake:
         fake.analytics.generate(DATASET, synthetic_points(requests, sampled=False))
+        # The worst case for the events: every request a row of its own (no sampling at all).
+        for name, argv in REPORTS.items():
+            calls, seconds = run_report(fake, argv, "events")
+            print(f"{name:<20} {'unsampled':<9}{requests:>10,} {calls:>10} {seconds:>8.2f}")
         buffer = io.StringIO()
         with contextlib.redirect_stdout(buffer):
             main(["usage", "--json", *TARGET, *WINDOW])

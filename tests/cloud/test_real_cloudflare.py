@@ -49,6 +49,16 @@ def _wait_until_serving(url: str) -> None:
     pytest.fail(f"{url}/healthz never answered 200 within {READY_TIMEOUT_S}s (last: {status})")
 
 
+def _client(deployed_stack: DeployedStack) -> openai.OpenAI:
+    """The official SDK as the stack's first client, no retries."""
+    return openai.OpenAI(
+        base_url=deployed_stack.openai_base_url,
+        api_key=deployed_stack.client_token,
+        max_retries=0,
+        timeout=60,
+    )
+
+
 def _log_summary(log: Any) -> dict[str, Any]:
     # Only fields that are safe to print: a log also holds request headers, which the report
     # of a failed assertion would otherwise show.
@@ -140,12 +150,7 @@ def test_chat_completion_through_the_worker_is_logged_by_the_gateway(
 ) -> None:
     """A chat completion through a freshly deployed Worker answers and shows in the gateway log."""
     _wait_until_serving(deployed_stack.url)
-    client = openai.OpenAI(
-        base_url=deployed_stack.openai_base_url,
-        api_key=deployed_stack.client_token,
-        max_retries=0,
-        timeout=60,
-    )
+    client = _client(deployed_stack)
     raw = client.chat.completions.with_raw_response.create(
         model=os.environ.get(MODEL_ENV, DEFAULT_MODEL),
         messages=[{"role": "user", "content": "Answer with the single word: pong"}],
@@ -205,13 +210,7 @@ def test_reports_read_the_worker_events_and_the_gateway_analytics(
     """The Worker's data point reaches Analytics Engine and `aigw usage`'s SQL finds it there;
     AI Gateway's GraphQL analytics answers the exact query aigw sends, with the request's cost."""
     _wait_until_serving(deployed_stack.url)
-    client = openai.OpenAI(
-        base_url=deployed_stack.openai_base_url,
-        api_key=deployed_stack.client_token,
-        max_retries=0,
-        timeout=60,
-    )
-    client.chat.completions.create(
+    _client(deployed_stack).chat.completions.create(
         model=os.environ.get(MODEL_ENV, DEFAULT_MODEL),
         messages=[{"role": "user", "content": "Answer with the single word: pong"}],
         max_tokens=5,
