@@ -203,3 +203,33 @@ def test_without_the_binding_nothing_is_written_and_requests_work(
     assert answer.choices[0].message.content
     time.sleep(0.2)
     assert sink.snapshot() == []
+
+
+_THROWING_BINDING = """
+export default {
+  async fetch(request, env) {
+    // A dataset that refuses every point, as the runtime does a point over its limits.
+    const dataset = { writeDataPoint() { throw new TypeError("writeDataPoint(): refused"); } };
+    return aigwWorker.fetch(request, { ...env, ANALYTICS: dataset });
+  },
+};
+"""
+
+
+def test_a_refused_data_point_never_reaches_the_request(upstream: FakeGateway) -> None:
+    """When writing a point throws, the client still gets its answer, and the Worker only notes
+    that a point was not written."""
+    from infra.cli.workerd import serve_worker
+
+    raw = {"accountId": ACCOUNT_ID, "providerKeys": {"openai": list(OPENAI_KEYS)}}
+    settings, _ = load(raw | {"clientTokens": {"alice": TOKEN}}, "test")
+    source = render_worker(settings, gateway_url=upstream.url)
+    source = source.replace("export default {", "const aigwWorker = {", 1) + _THROWING_BINDING
+    bindings = {"OPENAI_API_KEYS": ",".join(OPENAI_KEYS), "CLIENT_TOKENS": f"alice:{TOKEN}"}
+    upstream.script(refusal(429), completion())
+    with serve_worker(source, bindings) as worker:
+        answer = chat(worker.url).chat.completions.create(model="gpt-4o-mini", messages=[])
+        refused = httpx.post(f"{worker.url}/v1/chat/completions", json={"model": "x"})
+        log = worker.log_path.read_text(encoding="utf-8", errors="replace")
+    assert answer.choices[0].message.content and refused.status_code == 401
+    assert "a data point was not written (TypeError)" in log
