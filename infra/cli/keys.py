@@ -241,7 +241,8 @@ def add_command(commands: argparse._SubParsersAction[Any]) -> None:
         help="each pool key's health from the gateway's logs",
         description=(
             "Page through the AI Gateway's logs in a time window (both ends included) and count "
-            "each provider key's answers by class, with a verdict that says which key to replace."
+            "each provider key's answers by class, with a verdict that says which key to replace. "
+            + api.OPERATE_ENVIRONMENT
         ),
     )
     api.add_target_arguments(parser)
