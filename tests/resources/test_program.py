@@ -22,6 +22,7 @@ from pulumi_harness import (
 import infra.worker
 import infra.worker.render
 from infra.settings import load
+from infra.worker.model import key_id
 from tests.cloudflare_fake import WORKERS_SUBDOMAIN, FakeCloudflare
 
 GATEWAY = "cloudflare:index/aiGateway:AiGateway"
@@ -264,8 +265,30 @@ def test_outputs_of_a_default_stack() -> None:
         "url": url,
         "openaiBaseUrl": f"{url}/v1",
         "clientTokens": {"default": GENERATED_CLIENT_TOKEN},
+        "keyPlaces": {
+            "openai": {
+                key_id(OPENAI_KEYS[0]): "providerKeys.openai[0]",
+                key_id(OPENAI_KEYS[1]): "providerKeys.openai[1]",
+            }
+        },
     }
     assert run.secret_outputs == {"clientTokens"}
+
+
+def test_key_places_name_each_keys_config_entry_and_never_a_key() -> None:
+    """keyPlaces maps the id `aigw keys` shows to `providerKeys.<provider>[<index>]`, in clear,
+    and holds no key: the ids are what the gateway's logs already carry."""
+    run = run_program(FULL)
+    assert run.outputs["keyPlaces"] == {
+        "openai": {
+            key_id("sk-test-a"): "providerKeys.openai[0]",
+            key_id("sk-test-b"): "providerKeys.openai[1]",
+        },
+        "anthropic": {key_id("sk-ant-test-c"): "providerKeys.anthropic[0]"},
+    }
+    assert "keyPlaces" not in run.secret_outputs
+    exported = json.dumps(run.outputs["keyPlaces"])
+    assert not any(key in exported for key in [*OPENAI_KEYS, *ANTHROPIC_KEYS])
 
 
 def test_configured_client_tokens_are_exported_as_a_secret() -> None:
