@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -463,3 +465,13 @@ def test_the_default_client_keeps_its_token_resource() -> None:
     run = run_program(MINIMAL | {"clients": {"default": {"models": ["gpt-4o-mini"]}}})
     assert [password.name for password in run.of_type(PASSWORD)] == ["aigw-client-token"]
     assert run.outputs["clientTokens"] == {"default": GENERATED_CLIENT_TOKEN}
+
+
+def test_the_rotation_page_names_the_generated_tokens_urn() -> None:
+    """`pulumi up --replace` on the docs' URN replaces alice's generated token on stack dev: the
+    URN the page gives is the one the program registers."""
+    page = Path(__file__).resolve().parents[2] / "docs" / "operate" / "replace-keys.md"
+    [shown] = re.findall(r"--replace '([^']+)'", page.read_text(encoding="utf-8"))
+    run = run_program(POLICY_CONFIG, stack="dev")
+    [alice] = [p for p in run.of_type(PASSWORD) if p.name == "aigw-client-token-alice"]
+    assert shown == alice.urn
