@@ -21,6 +21,7 @@ from pulumi_harness import (
     run_program,
 )
 
+import infra.resources.component
 import infra.worker
 import infra.worker.render
 from infra.settings import load
@@ -475,3 +476,26 @@ def test_the_rotation_page_names_the_generated_tokens_urn() -> None:
     run = run_program(POLICY_CONFIG, stack="dev")
     [alice] = [p for p in run.of_type(PASSWORD) if p.name == "aigw-client-token-alice"]
     assert shown == alice.urn
+
+
+def test_new_worker_code_is_an_update_of_the_scripts_content_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An aigw upgrade that changes the Worker's code changes one input of one resource, the
+    script's content, and no identity: `pulumi preview` shows an update in place (docs/upgrade)."""
+    before = names_and_inputs(run_program(FULL))
+    rendered = infra.resources.component.render_worker
+    monkeypatch.setattr(
+        infra.resources.component,
+        "render_worker",
+        lambda settings: rendered(settings) + "\n// the next version\n",
+    )
+    after = names_and_inputs(run_program(FULL))
+    assert before.keys() == after.keys()
+    changed = {
+        (key, name)
+        for key, inputs in after.items()
+        for name in inputs.keys() | before[key].keys()
+        if inputs.get(name) != before[key].get(name)
+    }
+    assert changed == {((SCRIPT, "aigw-worker"), "content")}
