@@ -2,8 +2,8 @@
 
 Nothing here reaches a provider or Cloudflare: the demo gateway answers OpenAI chat completions,
 OpenAI's model list and Anthropic messages itself (plain and streamed, with usage when asked), and
-always refuses one of the two OpenAI demo keys with a 429, so the Worker's failover shows. The keys and the token are
-demo values, printed on purpose; they open nothing anywhere else.
+always refuses one of the two OpenAI demo keys with a 429, so the Worker's failover shows. The keys
+and the token are demo values, printed on purpose; they open nothing anywhere else.
 """
 
 from __future__ import annotations

@@ -65,8 +65,9 @@ TICK_STEPS = (1, 2, 3, 6, 12, 24, 48, 96, 168, 336, 672)
 """Hours between two labelled ticks of the chart: the first that leaves about a dozen."""
 UNKNOWN_PLACE = "unknown"
 """The config entry of a key the deployed stack's `keyPlaces` does not name."""
-TABLE_WIDTH = 120
-"""The table's width when the output is not a terminal (rich would assume 80)."""
+TABLE_WIDTH = 160
+"""The table's width when the output is not a terminal (rich would assume 80): room for every
+column, the config entry included."""
 
 
 def answer_class(log: LogListResponse) -> AnswerClass:
