@@ -17,7 +17,7 @@ from typing import Any
 
 from infra.providers import CLIENT_TOKENS, PROVIDERS
 from infra.settings import Settings, load
-from infra.worker.model import key_id
+from infra.worker.pool import key_id
 
 DEMO_CLIENT = "demo"
 DEMO_TOKEN = "demo-token-not-a-secret"

@@ -16,7 +16,7 @@ AI_GATEWAY_RUN = "AI Gateway Run"
 PERMISSION_GROUPS_LIMIT = 1000
 """How many permission groups the lookup fetches (the account has a few hundred)."""
 CLIENT_METADATA = "client"
-"""The `cf-aig-metadata` field in which the Worker names the client (see worker/model.py)."""
+"""The `cf-aig-metadata` field in which the Worker names the client (see worker/pool.py)."""
 GATEWAY_RULE_ID = "aigw-gateway"
 """The id of the gateway-wide spend-limit rule."""
 FREE_PLAN_MAX_LOGS = 100_000

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from infra.worker.model import key_id
+from infra.worker.pool import key_id
 
 
 def key_places(provider_keys: Mapping[str, Sequence[str]]) -> dict[str, dict[str, str]]:

@@ -8,8 +8,8 @@ path's, and every string a body holds under a key that names a model (`model`, `
 content. A body that cannot be read the same way here and upstream is refused: one that is not a
 JSON object, names a key twice, or nests deeper than `MAX_JSON_DEPTH`.
 
-`worker_template/worker.js.j2` implements the same functions in its "Endpoints" section; the
-table and the constants are rendered into it from here.
+`worker_template/endpoints.js.j2` implements the same functions; the table and the constants are
+rendered into it from here.
 """
 
 from __future__ import annotations

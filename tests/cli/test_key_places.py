@@ -13,7 +13,7 @@ import pytest
 
 from infra.cli.main import main
 from infra.resources.key_places import key_places
-from infra.worker.model import key_id
+from infra.worker.pool import key_id
 from tests.cloudflare_fake import ACCOUNT_ID, FakeCloudflare
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from infra.resources.key_places import key_places
-from infra.worker.model import key_id
+from infra.worker.pool import key_id
 from tests.cloudflare_fake import ACCOUNT_ID, API_TOKEN, FakeCloudflare, serving
 from tests.docs.sessions import ROOT, Block, Command, code_blocks, doc_pages, matches
 

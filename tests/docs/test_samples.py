@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from infra.worker.model import key_id
+from infra.worker.pool import key_id
 from tests.docs.sample_gateway import (
     KEYS,
     OUT_OF_QUOTA,

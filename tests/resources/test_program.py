@@ -25,7 +25,7 @@ import infra.resources.component
 import infra.worker
 import infra.worker.render
 from infra.settings import load
-from infra.worker.model import key_id
+from infra.worker.pool import key_id
 from tests.cloudflare_fake import WORKERS_SUBDOMAIN, FakeCloudflare
 
 GATEWAY = "cloudflare:index/aiGateway:AiGateway"

@@ -17,7 +17,7 @@ from infra.worker.endpoints import (
     is_model_key,
     read_json,
 )
-from infra.worker.model import redacted, secret_forms
+from infra.worker.scrubbing import redacted, secret_forms
 
 
 def test_every_provider_has_its_endpoints() -> None:
