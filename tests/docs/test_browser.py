@@ -9,11 +9,9 @@ from __future__ import annotations
 import functools
 import html
 import json
-import os
 import re
 import shutil
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -27,7 +25,6 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None, reason="no Chromium on PATH (apt-get install chromium) to open the site in"
 )
-MKDOCS = Path(sys.executable).with_name("mkdocs")
 COPY_PROBE = """<script>
 // Test probe, not part of the site: what Material's copy button takes from each console block.
 window.addEventListener("load", () => setTimeout(() => {
@@ -52,22 +49,13 @@ class _Quiet(SimpleHTTPRequestHandler):
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
+def served(site: Path) -> Iterator[tuple[Path, str]]:
     """The built site, served on loopback; yields its folder and its URL."""
-    folder = tmp_path_factory.mktemp("site")
-    subprocess.run(
-        [str(MKDOCS), "build", "--strict", "--site-dir", str(folder)],
-        cwd=ROOT,
-        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
-        capture_output=True,
-        check=True,
-        timeout=240,
-    )
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=folder))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=site))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield folder, f"http://127.0.0.1:{server.server_address[1]}"
+        yield site, f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()
@@ -95,10 +83,10 @@ def rendered(url: str) -> str:
     return done.stdout
 
 
-def test_a_diagram_draws_without_a_network(site: tuple[Path, str]) -> None:
+def test_a_diagram_draws_without_a_network(served: tuple[Path, str]) -> None:
     """Material swaps a diagram's source for a drawn `div.mermaid` only once Mermaid rendered
     it; without the site's copy of Mermaid the source stays, as text."""
-    folder, url = site
+    folder, url = served
     assert '<div class="mermaid"></div>' in rendered(f"{url}/worker/")
     served = folder / "assets" / "javascripts" / "mermaid.min.js"
     served.rename(served.with_suffix(".off"))
@@ -109,12 +97,17 @@ def test_a_diagram_draws_without_a_network(site: tuple[Path, str]) -> None:
     assert '<div class="mermaid"></div>' not in without and "sequenceDiagram" in without
 
 
-def test_copy_buttons_copy_the_commands_only(site: tuple[Path, str]) -> None:
+def test_copy_buttons_copy_the_commands_only(served: tuple[Path, str]) -> None:
     """In the browser, each console block of the try-it page copies exactly its commands."""
-    folder, url = site
+    folder, url = served
     page = folder / "try-it" / "index.html"
-    page.write_text(page.read_text(encoding="utf-8") + COPY_PROBE, encoding="utf-8")
-    probe = re.search(r'<pre id="copied">(.*?)</pre>', rendered(f"{url}/try-it/"), re.S)
+    original = page.read_text(encoding="utf-8")
+    page.write_text(original + COPY_PROBE, encoding="utf-8")
+    try:
+        dom = rendered(f"{url}/try-it/")
+    finally:
+        page.write_text(original, encoding="utf-8")
+    probe = re.search(r'<pre id="copied">(.*?)</pre>', dom, re.S)
     assert probe is not None
     shown = [
         "\n".join(command.text for command in block.commands())

@@ -5,18 +5,12 @@ from __future__ import annotations
 
 import html
 import json
-import os
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from tests.docs.sessions import ROOT, code_blocks, doc_pages
 
-MKDOCS = Path(sys.executable).with_name("mkdocs")
 SHELL_BLOCKS = {"sh", "bash", "shell", "console", "shell-session"}
 SESSION_BLOCKS = {"console", "shell-session"}
 QUOTED = re.compile(r"'[^']*'|\"(?:[^\"\\]|\\.)*\"")
@@ -26,21 +20,6 @@ CODE = re.compile(
     r'<div class="[^"]*highlight[^"]*"><pre><span></span><code>(.*?)</code></pre>', re.S
 )
 HIDDEN_WHILE_COPYING = re.compile(r'<span class="(?:gp|go)">.*?</span>', re.S)
-
-
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The site as `mkdocs build --strict` makes it."""
-    target = tmp_path_factory.mktemp("site")
-    subprocess.run(
-        [str(MKDOCS), "build", "--strict", "--site-dir", str(target)],
-        cwd=ROOT,
-        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
-        capture_output=True,
-        check=True,
-        timeout=240,
-    )
-    return target
 
 
 def shell_lines() -> Iterator[tuple[str, str]]:
