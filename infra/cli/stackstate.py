@@ -40,8 +40,8 @@ class KeyPlaces:
         return self.places.get(provider, {}).get(key_id)
 
 
-def find_state_file(stack: str, project_dir: Path) -> Path | None:
-    """The state file of `stack` in a local (`file://`) backend, or None for another backend.
+def local_stacks_folder(project_dir: Path) -> Path | None:
+    """Where a local (`file://`) backend keeps its stacks, or None for another backend.
 
     The backend is `$PULUMI_BACKEND_URL`, else `backend.url` in `Pulumi.yaml` (aigw's default is
     `file://~`). A file backend keeps each stack in `<dir>/.pulumi/stacks/<project>/<stack>.json`
@@ -57,8 +57,15 @@ def find_state_file(stack: str, project_dir: Path) -> Path | None:
     root = Path(os.path.expanduser(url.removeprefix("file://") or "~"))
     if not root.is_absolute():
         root = project_dir / root
-    stacks = root / ".pulumi" / "stacks"
-    name = str(project.get("name") or "")
+    return root / ".pulumi" / "stacks"
+
+
+def find_state_file(stack: str, project_dir: Path) -> Path | None:
+    """The state file of `stack` in a local backend, if the stack has one there."""
+    stacks = local_stacks_folder(project_dir)
+    if stacks is None:
+        return None
+    name = str(_project(project_dir).get("name") or "")
     for folder in ([stacks / name] if name else []) + [stacks]:
         for suffix in (".json", ".json.gz"):
             path = folder / f"{stack}{suffix}"
@@ -106,7 +113,11 @@ def read_key_places(stack: str | None, project_dir: Path, state: Path | None) ->
         return KeyPlaces({}, None, "pass --stack (or --state FILE) to see each key's config entry")
     path = state if state is not None else find_state_file(str(stack), project_dir)
     if path is None:
-        return KeyPlaces({}, None, STATE_HINT.format(stack=stack))
+        hint = STATE_HINT.format(stack=stack)
+        local = local_stacks_folder(project_dir)
+        if local is not None:
+            hint = f"stack {stack} has no state in {local} (not deployed from here?); {hint}"
+        return KeyPlaces({}, None, hint)
     outputs = stack_outputs(path)
     places = outputs.get(KEY_PLACES)
     if not isinstance(places, dict):

@@ -161,6 +161,17 @@ def test_keys_without_a_local_state_say_how_to_name_entries(
     assert "pulumi stack export --stack dev --file FILE" in text and "--state FILE" in text
 
 
+def test_keys_of_a_stack_not_deployed_from_here_say_where_they_looked(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The local backend holds no state for the stack: the hint names the folder it read."""
+    assert main(["keys", "--stack", "dev"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    folder = project / "home" / ".pulumi" / "stacks"
+    assert f"stack dev has no state in {folder} (not deployed from here?)" in text
+    assert "--state FILE" in text
+
+
 def test_keys_of_a_stack_deployed_before_key_places_say_so(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
