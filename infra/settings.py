@@ -81,6 +81,150 @@ OPERATOR_GATEWAY_HEADERS = {
 `clientGatewayHeaders` may list them. With a client's cost or logging control a client could
 spend past its budget or hide from `aigw usage`; authorization and metadata are the Worker's."""
 
+
+@dataclass(frozen=True)
+class ScalarSetting:
+    """A setting that is one number, switch or word, declared once: its validation, its entry in
+    Pulumi.yaml (written by `python -m infra.cli.reference`), its reference entry and the
+    `AiGateway` input it sets all come from this declaration."""
+
+    default: int | bool | str
+    """Also what the setting's type is: an integer, a boolean or one word of `choices`."""
+    description: str
+    """Pulumi.yaml's description and the reference's text."""
+    gateway_input: str = ""
+    """The pulumi-cloudflare `AiGateway` input it sets, if any (see infra/gateway_inputs.py)."""
+    bounds: tuple[int, int] = (0, 0)
+    """An integer's smallest and largest value."""
+    choices: tuple[str, ...] = ()
+    """A word's allowed values."""
+    unit: str = ""
+    """What an integer counts, e.g. `milliseconds`."""
+
+    @property
+    def kind(self) -> Literal["boolean", "integer", "string"]:
+        """Pulumi.yaml's type of the setting."""
+        if isinstance(self.default, bool):
+            return "boolean"
+        return "integer" if isinstance(self.default, int) else "string"
+
+    @property
+    def form(self) -> SettingForm:
+        """How the settings reference shows its type and allowed values."""
+        if self.kind == "boolean":
+            return SettingForm("boolean", "`true` or `false`")
+        if self.kind == "integer":
+            unit = f" ({self.unit})" if self.unit else ""
+            return SettingForm(f"integer{unit}", f"{self.bounds[0]} to {self.bounds[1]}")
+        *others, last = (f"`{choice}`" for choice in self.choices)
+        return SettingForm("string", f"{', '.join(others)} or {last}")
+
+    def declaration(self) -> dict[str, object]:
+        """Its entry in Pulumi.yaml's `config` block (without the key)."""
+        return {"type": self.kind, "description": self.description, "default": self.default}
+
+    def read(self, key: str, value: object) -> int | bool | str:
+        """`value` (as Pulumi passes it, or decoded) checked against the declaration; the
+        default when unset."""
+        if value is None:
+            return self.default
+        if self.kind == "integer":
+            return _whole(key, value, *self.bounds)
+        if self.kind == "boolean":
+            return _boolean(key, value)
+        if not isinstance(value, str) or value not in self.choices:
+            _fail(key, _show(value), f"expected one of {', '.join(map(repr, self.choices))}")
+        return value
+
+
+GATEWAY_RETRY_DELAY_MS = (0, 5000)
+"""What AI Gateway documents for a retry's delay: "in milliseconds, maximum of 5 seconds"
+(developers.cloudflare.com/ai-gateway/configuration/request-handling/#request-retries; the
+provider's own check allows up to 60000, terraform-provider-cloudflare
+internal/services/ai_gateway/schema.go)."""
+
+SCALAR_SETTINGS: Mapping[str, ScalarSetting] = MappingProxyType(
+    {
+        # Retries inside the gateway (AiGateway retry_*): Cloudflare documents that the gateway
+        # retries "when an upstream provider returns an error" (changelog 2026-04-02, "Automatically
+        # retry on upstream provider failures"; ai-gateway/configuration/manage-gateway/
+        # #retry-requests), without saying which statuses, so a 429 or 401 counts. Such a retry
+        # carries the same request, so the same provider key: off by default, the Worker's
+        # failover retries with another key instead.
+        "gatewayMaxAttempts": ScalarSetting(
+            default=1,
+            bounds=(1, 5),
+            gateway_input="retry_max_attempts",
+            description=(
+                "Attempts AI Gateway itself makes for each request the Worker sends, 1 to 5; "
+                "1 (the default) turns the gateway's own retries off. A gateway retry resends "
+                "the same request with the same provider key; Cloudflare documents that the "
+                "gateway retries when the provider answers with an error, without saying which, "
+                "so a rate-limited key's 429 may be retried on that same key. The Worker's "
+                "failover (aigw:maxAttempts) retries with another key once the gateway has "
+                "answered, so with both a request can reach the provider up to maxAttempts x "
+                "gatewayMaxAttempts times. Raise it only for a provider with a single key."
+            ),
+        ),
+        "gatewayRetryDelay": ScalarSetting(
+            default=0,
+            bounds=GATEWAY_RETRY_DELAY_MS,
+            unit="milliseconds",
+            gateway_input="retry_delay",
+            description=(
+                "How long AI Gateway waits before a retry of its own, in milliseconds, 0 to "
+                "5000 (Cloudflare's documented maximum). Only with gatewayMaxAttempts above 1."
+            ),
+        ),
+        "gatewayRetryBackoff": ScalarSetting(
+            default="constant",
+            choices=("constant", "linear", "exponential"),
+            gateway_input="retry_backoff",
+            description=(
+                "How AI Gateway's delay grows from one retry to the next: constant, linear or "
+                "exponential. Only with gatewayMaxAttempts above 1."
+            ),
+        ),
+        # developers.cloudflare.com/ai-gateway/observability/log-classification/ (beta).
+        "logClassification": ScalarSetting(
+            default=False,
+            gateway_input="log_classification",
+            description=(
+                "Let Cloudflare classify the gateway's stored logs by task and by how well the "
+                "model fits it (User Insights, beta); Cloudflare then processes the stored "
+                "prompts and responses. Needs aigw:collectLogs."
+            ),
+        ),
+        # terraform-provider-cloudflare internal/services/ai_gateway/schema.go: "postpaid" bills
+        # the account through Workers AI, "unified" deducts AI Gateway credits; the provider's
+        # default is "postpaid".
+        "workersAiBillingMode": ScalarSetting(
+            default="postpaid",
+            choices=("postpaid", "unified"),
+            gateway_input="workers_ai_billing_mode",
+            description=(
+                "How Workers AI requests through the gateway are billed: postpaid (the "
+                "account's Workers AI usage, the default) or unified (deducted from AI Gateway's "
+                "Unified Billing credits)."
+            ),
+        ),
+        # The AiGateway input's own text: "Requires customer-provided provider credentials and
+        # prevents fallback to Unified Billing" (pulumi-cloudflare 6.23 ai_gateway.py).
+        "byokOnly": ScalarSetting(
+            default=False,
+            gateway_input="byok_only",
+            description=(
+                "Require the caller's own provider credentials on every request and never fall "
+                "back to Unified Billing (the account's AI Gateway credits). The Worker sends a "
+                "pool key with every request; true makes sure that no request is ever paid from "
+                "credits."
+            ),
+        ),
+    }
+)
+"""Settings declared once each (`ScalarSetting`), read by `_Reader.scalars`."""
+
+
 KNOWN_KEYS = (
     "accountId",
     "gatewayId",
@@ -105,6 +249,7 @@ KNOWN_KEYS = (
     "analytics",
     "otels",
     "logpush",
+    *SCALAR_SETTINGS,
 )
 SECRET_KEYS = frozenset({"providerKeys", "clientTokens", "gatewayToken", "otels"})
 MAX_GATEWAY_RATE_LIMIT = 1_000_000
@@ -201,6 +346,7 @@ SETTING_FORMS: Mapping[str, SettingForm] = MappingProxyType(
             "object `{publicKey}`",
             "`publicKey` the PEM public key Logpush encrypts the logs to",
         ),
+        **{key: setting.form for key, setting in SCALAR_SETTINGS.items()},
     }
 )
 """Every setting of `KNOWN_KEYS`: its type and allowed values, for the settings reference."""
@@ -389,6 +535,13 @@ class Settings:
         """The Analytics Engine dataset of this stack (see `analytics_dataset`)."""
         return analytics_dataset(self.worker_name)
 
+    scalars: Mapping[str, int | bool | str] = field(
+        default_factory=lambda: MappingProxyType(
+            {key: setting.default for key, setting in SCALAR_SETTINGS.items()}
+        )
+    )
+    """The value of each `SCALAR_SETTINGS` setting, by its name; read-only."""
+
     @property
     def gateway_url(self) -> str:
         """The AI Gateway's base URL; provider paths go below it."""
@@ -464,6 +617,7 @@ def load(raw: Mapping[str, object], stack: str) -> tuple[Settings, Secrets]:
         client_gateway_headers=reader.client_gateway_headers(),
         analytics=reader.boolean("analytics", True),
         logpush=reader.logpush(),
+        scalars=reader.scalars(),
     )
     if not settings.workers_dev and settings.custom_domain is None:
         _fail(
@@ -471,6 +625,7 @@ def load(raw: Mapping[str, object], stack: str) -> tuple[Settings, Secrets]:
             "false with no customDomain",
             "keep workersDev true or set customDomain, or the Worker has no address",
         )
+    _check_gateway_scalars(settings)
     secrets = Secrets(
         provider_keys=provider_keys,
         client_tokens=reader.client_tokens(),
@@ -489,6 +644,27 @@ def load(raw: Mapping[str, object], stack: str) -> tuple[Settings, Secrets]:
             "counts once for every client without an entry of its own",
         )
     return settings, secrets
+
+
+def _check_gateway_scalars(settings: Settings) -> None:
+    """Refuse a scalar setting that would do nothing beside the others."""
+    values = settings.scalars
+    if values["logClassification"] and not settings.collect_logs:
+        _fail(
+            "logClassification",
+            "true with collectLogs false",
+            "log classification reads the gateway's stored logs: turn collectLogs on, or leave "
+            "logClassification unset",
+        )
+    if values["gatewayMaxAttempts"] == 1:
+        for key in ("gatewayRetryDelay", "gatewayRetryBackoff"):
+            if values[key] != SCALAR_SETTINGS[key].default:
+                _fail(
+                    key,
+                    f"{_show(values[key])} with gatewayMaxAttempts 1 (no gateway retries)",
+                    "it shapes the gateway's own retries: set gatewayMaxAttempts above 1, or "
+                    f"leave {key} unset",
+                )
 
 
 def _check_secret_variables(settings: Settings, secrets: Secrets) -> None:
@@ -599,6 +775,13 @@ class _Reader:
                 _fail(key, given, f"expected {kind}")
         return value
 
+    def scalars(self) -> Mapping[str, int | bool | str]:
+        """Every `SCALAR_SETTINGS` value, each checked by its declaration."""
+        values = {
+            key: setting.read(key, self._raw.get(key)) for key, setting in SCALAR_SETTINGS.items()
+        }
+        return MappingProxyType(values)
+
     def account_id(self) -> str:
         value = self._raw.get("accountId")
         if value is None or value == "":
@@ -632,13 +815,7 @@ class _Reader:
 
     def boolean(self, key: str, default: bool) -> bool:
         value = self._raw.get(key)
-        if value is None:
-            return default
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "false"):
-            return value.lower() == "true"
-        _fail(key, _show(value), "expected true or false")
+        return default if value is None else _boolean(key, value)
 
     def rate_limit(self) -> RateLimit | None:
         value = self._structured("rateLimit", '{"limit", "interval", "technique"}')
@@ -972,6 +1149,15 @@ def _kind(value: object) -> str:
         return "an empty object"
     kind = {list: "a list", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
     return kind.get(type(value), f"a {type(value).__name__}")
+
+
+def _boolean(key: str, value: object) -> bool:
+    """`value` (a boolean or its text, as Pulumi passes it) as a boolean."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    _fail(key, _show(value), "expected true or false")
 
 
 def _whole(key: str, value: object, low: int, high: int) -> int:

@@ -148,7 +148,8 @@ def add_command(commands: argparse._SubParsersAction[Any]) -> None:
             "Add up requests, errors, the Worker's own refusals and cached answers per group in a "
             "time window (both ends included) from the Worker's events (Workers Analytics "
             "Engine), and tokens and cost from the gateway's analytics: a few API calls whatever "
-            "the traffic. --source logs pages through the gateway's logs instead."
+            "the traffic. --source logs pages through the gateway's logs instead. "
+            + api.OPERATE_ENVIRONMENT
         ),
     )
     api.add_target_arguments(parser)

@@ -11,6 +11,7 @@ import pulumi_cloudflare as cloudflare
 
 from infra.settings import (
     LOG_RETENTION_RANGE,
+    SCALAR_SETTINGS,
     Budget,
     OtelExporter,
     Settings,
@@ -98,6 +99,10 @@ def gateway_args(settings: Settings, clients: Iterable[str]) -> dict[str, Any]:
         "rate_limiting_technique": rate.technique if rate else "fixed",
         "spend_limits": spend_limits(settings, clients),
     }
+    # Always given, the default included: an input left out keeps whatever Cloudflare holds.
+    for key, setting in SCALAR_SETTINGS.items():
+        if setting.gateway_input:
+            args[setting.gateway_input] = settings.scalars[key]
     if settings.log_retention is not None:
         args["log_management"] = settings.log_retention.max_logs
         args["log_management_strategy"] = settings.log_retention.strategy
@@ -107,6 +112,10 @@ def gateway_args(settings: Settings, clients: Iterable[str]) -> dict[str, Any]:
     if settings.logpush is not None:
         args["logpush_public_key"] = settings.logpush.public_key
     return args
+
+
+SECRET_INPUTS = frozenset({"otels"})
+"""`AiGateway` inputs create_gateway sets from the secrets, outside the pure `gateway_args`."""
 
 
 def otel_args(exporters: Sequence[OtelExporter]) -> list[cloudflare.AiGatewayOtelArgsDict]:
@@ -187,8 +196,8 @@ def create_gateway(
     parent: pulumi.Resource,
     otels: Sequence[OtelExporter] = (),
 ) -> cloudflare.AiGateway:
-    """The AI Gateway itself: cache, logs, rate limit, spend limits, log retention,
-    authentication on."""
+    """The AI Gateway itself: cache, logs, rate limit, spend limits, log retention, its own
+    retries (off unless set), authentication on."""
     warning = log_retention_warning(settings)
     if warning is not None:
         pulumi.log.warn(warning)

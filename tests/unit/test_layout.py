@@ -79,6 +79,8 @@ WITHOUT_TWIN = {
     "worker_template/ratelimit.js": "the local Rate Limiting stand-in, not part of the Worker",
     "infra/worker/__init__.py": "the package",
     "infra/worker/render.py": "renders the templates: no decision of the Worker's",
+    "infra/worker/errors.py": "the table of the Worker's own error codes (the Errors page and its "
+    "test read it): no decision of the Worker's",
 }
 # Twins that live elsewhere than infra/worker/, and why.
 TWIN_ELSEWHERE = {
