@@ -250,3 +250,16 @@ def test_the_stand_ins_refuse_what_the_apis_would() -> None:
     query = "query { viewer { accounts { aiGatewayRequestsAdaptiveGroups { sum { bytes } } } } }"
     answer = graphql_answer({"query": query}, [])
     assert answer["errors"] == [{"message": "unknown field sum.bytes"}]
+
+
+@pytest.mark.parametrize("dataset", ["aigw_dev; DROP TABLE aigw_dev", "Aigw-Dev", "x" * 65])
+def test_a_dataset_that_is_no_identifier_is_refused_before_any_call(
+    api_env: FakeCloudflare, capsys: pytest.CaptureFixture[str], dataset: str
+) -> None:
+    """`--dataset` is put into SQL as a table name, so only a plain identifier passes; anything
+    else is one sentence and no API call."""
+    argv = ["usage", "--account-id", ACCOUNT_ID, "--gateway-id", GATEWAY_ID, "--dataset", dataset]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("aigw: error: --dataset ") and err.count("\n") == 1
+    assert api_env.sql == [] and api_env.graphql == []
