@@ -7,9 +7,9 @@ import argparse
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import Any, Literal, get_args
 
 from cloudflare.types.ai_gateway import LogListResponse
 from rich import box
@@ -17,11 +17,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from infra.cli import api, events, stackstate, usage
+from infra.cli import api, events, keys_chart, stackstate, usage
 from infra.providers import PROVIDERS
-
-if TYPE_CHECKING:
-    from matplotlib.axes import Axes
 
 AnswerClass = Literal["ok", "rateLimited", "refused", "serverErrors", "other"]
 CLASSES: tuple[AnswerClass, ...] = get_args(AnswerClass)
@@ -39,31 +36,6 @@ VERDICT_STYLES: dict[Verdict, str] = {
     "unknown": "dim",
     "healthy": "green",
 }
-CLASS_COLOURS: dict[AnswerClass, str] = {
-    "ok": "#2e9e44",
-    "rateLimited": "#f0a020",
-    "refused": "#d62728",
-    "serverErrors": "#8e44ad",
-    "other": "#a0a0a0",
-}
-CLASS_LABELS: dict[AnswerClass, str] = {
-    "ok": "ok (2xx)",
-    "rateLimited": "rateLimited (429)",
-    "refused": "refused (401/402/403)",
-    "serverErrors": "serverErrors (5xx)",
-    "other": "other",
-}
-VERDICT_COLOURS: dict[Verdict, str] = {
-    "replace": "#b71c1c",
-    "partial": "#e5533d",
-    "rate-limited": "#c07800",
-    "failing": "#8e44ad",
-    "unknown": "#707070",
-    "healthy": "#2e9e44",
-}
-HOUR = timedelta(hours=1)
-TICK_STEPS = (1, 2, 3, 6, 12, 24, 48, 96, 168, 336, 672)
-"""Hours between two labelled ticks of the chart: the first that leaves about a dozen."""
 UNKNOWN_PLACE = "unknown"
 """The config entry of a key the deployed stack's `keyPlaces` does not name."""
 TABLE_WIDTH = 160
@@ -329,7 +301,7 @@ def run(args: argparse.Namespace) -> int:
     except stackstate.StackStateError as error:
         raise api.OperateError(str(error)) from None
     if chart is not None:
-        draw_chart(report, target, window, chart)
+        keys_chart.draw_chart(report, target, window, chart)
     if args.json:
         api.print_json(report.as_json())
     else:
@@ -457,96 +429,3 @@ def print_table(
 
 def _when(moment: datetime | None) -> str:
     return moment.astimezone(UTC).strftime("%m-%d %H:%MZ") if moment else "-"
-
-
-def draw_chart(report: KeysReport, target: api.Target, window: usage.Window, path: Path) -> None:
-    """Each key's answers per UTC hour over the window, stacked by class, one panel per key."""
-    # matplotlib takes a while to import: only a run that draws a chart pays for it.
-    from matplotlib import ticker
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    from matplotlib.patches import Patch
-
-    keys = report.rows()
-    panels = max(len(keys), 1)
-    figure = Figure(figsize=(10, 1.1 + 1.7 * panels), layout="constrained")
-    FigureCanvasAgg(figure)  # the Agg renderer, without pyplot's global state
-    axes: list[Axes] = list(figure.subplots(panels, 1, sharex=True, squeeze=False)[:, 0])
-    first = window.start.replace(minute=0, second=0, microsecond=0)
-    hours = [first + HOUR * index for index in range(int((window.end - first) / HOUR) + 1)]
-    for ax, key in zip(axes, keys, strict=False):
-        bottom = [0] * len(hours)
-        for kind in CLASSES:
-            heights = [key.hourly.get(hour, Counter())[kind] for hour in hours]
-            if any(heights):
-                ax.bar(
-                    range(len(hours)),
-                    heights,
-                    width=0.9,
-                    bottom=bottom,
-                    align="edge",
-                    color=CLASS_COLOURS[kind],
-                )
-                bottom = [low + height for low, height in zip(bottom, heights, strict=True)]
-        ax.set_title(f"{key.provider} · {key.key_id}", loc="left", fontsize=10)
-        ax.set_title(
-            key.verdict,
-            loc="right",
-            fontsize=10,
-            fontweight="bold",
-            color=VERDICT_COLOURS[key.verdict],
-        )
-        ax.set_ylabel("answers / h", fontsize=8)
-        ax.yaxis.set_major_locator(ticker.MaxNLocator(nbins=4, integer=True))
-        ax.grid(axis="y", alpha=0.3)
-        ax.set_ymargin(0.1)
-    if not keys:
-        axes[0].text(
-            0.5,
-            0.5,
-            "no key answered in this window",
-            ha="center",
-            va="center",
-            transform=axes[0].transAxes,
-        )
-        axes[0].set_yticks([])
-    # The x axis counts hours from the first one drawn; bar i is the hour starting at hours[i].
-    axes[-1].set_xlim((window.start - first) / HOUR, (window.end - first) / HOUR)
-    ticks = hour_ticks(hours)
-    axes[-1].set_xticks(list(ticks), labels=list(ticks.values()), fontsize=8)
-    axes[-1].set_xlabel("UTC")
-    scope = f", provider {report.provider}" if report.provider else ""
-    figure.suptitle(
-        f"gateway {target.gateway_id}: answers per key and hour, "
-        f"{usage.stamp(window.start)} to {usage.stamp(window.end)}{scope}",
-        fontsize=10,
-    )
-    figure.legend(
-        handles=[Patch(color=CLASS_COLOURS[kind], label=CLASS_LABELS[kind]) for kind in CLASSES],
-        loc="outside lower center",
-        ncols=len(CLASSES),
-        fontsize=8,
-        frameon=False,
-    )
-    try:
-        figure.savefig(path, format="png", dpi=100)
-    except OSError as error:
-        raise api.OperateError(
-            f"could not write the chart to {str(path)!r}: {error.strerror or error}"
-        ) from None
-
-
-def hour_ticks(hours: list[datetime]) -> dict[int, str]:
-    """At most about a dozen labelled ticks on round hours (or days), by position in `hours`."""
-    step = next((step for step in TICK_STEPS if len(hours) / step <= 12), TICK_STEPS[-1])
-    ticks: dict[int, str] = {}
-    for index, hour in enumerate(hours):
-        if step < 24:
-            if hour.hour % step:
-                continue
-            # The date is written under the first tick and at every midnight, the time always.
-            with_date = not ticks or hour.hour == 0
-            ticks[index] = f"{hour:%H:%M}" + (f"\n{hour:%b %d}" if with_date else "")
-        elif hour.hour == 0 and hour.toordinal() % (step // 24) == 0:
-            ticks[index] = f"{hour:%b %d}"
-    return ticks

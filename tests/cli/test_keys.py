@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from cloudflare.types.ai_gateway import LogListResponse
 
-from infra.cli import keys
+from infra.cli import keys, keys_chart
 from infra.cli.main import main
 from tests.cli.conftest import fails
 from tests.cloudflare_fake import ACCOUNT_ID, API_TOKEN, GATEWAY_ID, FakeCloudflare
@@ -503,10 +503,10 @@ def test_keys_chart_draws_refusals_in_their_colour(
         log(cloudflare_api, NOON + timedelta(hours=3, minutes=minute), 401, key="600dc0de")
     refused = tmp_path / "refused.png"
     keys_json(capsys, *WINDOW, "--chart", str(refused))
-    red = keys.CLASS_COLOURS["refused"]
+    red = keys_chart.CLASS_COLOURS["refused"]
     # The legend's swatch is there in both; only the refused chart has a bar of that colour.
     assert pixels_of(refused, red) > pixels_of(healthy, red) + 1000
-    assert pixels_of(healthy, keys.CLASS_COLOURS["ok"]) > 1000
+    assert pixels_of(healthy, keys_chart.CLASS_COLOURS["ok"]) > 1000
 
 
 @pytest.mark.parametrize(
@@ -526,7 +526,7 @@ def test_keys_chart_labels_round_hours_with_the_date_where_it_changes(
     start: datetime, hours: int, expected: dict[int, str]
 ) -> None:
     """The chart's time axis is labelled on round hours (or days), dated first and at 00:00."""
-    ticks = keys.hour_ticks([start + timedelta(hours=hour) for hour in range(hours)])
+    ticks = keys_chart.hour_ticks([start + timedelta(hours=hour) for hour in range(hours)])
     assert {index: ticks[index] for index in expected} == expected
     assert len(ticks) <= 13
 
@@ -652,3 +652,9 @@ def test_keys_chart_that_cannot_be_saved_is_one_clear_sentence(
     Path("taken.png").mkdir()
     err = fails(capsys, ["keys", *TARGET, "--chart", "taken.png"])
     assert "could not write the chart to 'taken.png': Is a directory" in err
+
+
+def test_the_chart_stacks_every_answer_class_in_the_tables_order() -> None:
+    """The chart's classes are the report's, bottom to top in the order the table counts them."""
+    assert keys_chart.CLASSES == keys.CLASSES
+    assert set(keys_chart.VERDICT_COLOURS) == set(keys.VERDICTS)
