@@ -175,6 +175,79 @@ reading of a crafted body (a field twice, odd quoting) can differ from the provi
 that needs them gets them from its operator's `endpoints`, unchecked."""
 
 
+@dataclass(frozen=True)
+class UncountedEndpoint:
+    """Endpoints whose use AI Gateway does not count (DESIGN §4): they mint a provider credential
+    the client then uses without the gateway, or run work after the request the gateway saw, so
+    no budget or log sees it. Closed to every client with a limit unless an `endpoints` entry
+    opens it by name."""
+
+    path: str
+    """A glob on the decoded, lower-cased client path, where `*` matches any run of characters."""
+    name: str
+    """What an `endpoints` entry must spell out (outside its `*`s, in any letter case) to open
+    these: `"* /v1/*"` opens no such endpoint, `"POST /v1/batches"` opens the batches."""
+
+
+# Each provider's API reference, read 2026-12: which calls hand out a credential or start work
+# that runs after the answer the gateway logs. Matched on any provider's route, since the
+# OpenAI-compatible providers copy OpenAI's paths (Groq and Mistral have batches and fine-tuning).
+UNCOUNTED_ENDPOINTS: tuple[UncountedEndpoint, ...] = (
+    # OpenAI Realtime: client secrets and (beta) sessions and transcription sessions mint an
+    # ephemeral key the client uses with OpenAI directly; calls start a WebRTC session whose
+    # audio never passes the gateway (platform.openai.com/docs/api-reference/realtime-sessions).
+    UncountedEndpoint("*/realtime", "realtime"),
+    UncountedEndpoint("*/realtime/*", "realtime"),
+    # ChatKit sessions mint a client secret too (platform.openai.com/docs/api-reference/chatkit).
+    UncountedEndpoint("*/chatkit/*", "chatkit"),
+    # Batches: OpenAI /v1/batches (platform.openai.com/docs/api-reference/batch), Anthropic
+    # /v1/messages/batches (docs.anthropic.com/en/api/creating-message-batches), Google
+    # batches/* (ai.google.dev/api/batch-api), Groq and others alike: run within 24 hours.
+    UncountedEndpoint("*/batches", "batches"),
+    UncountedEndpoint("*/batches/*", "batches"),
+    UncountedEndpoint("*/batch/*", "batch"),
+    # Google's batch methods on a model, its long-running predictions (Veo) and its ephemeral
+    # tokens for the Live API (ai.google.dev/gemini-api/docs/ephemeral-tokens).
+    UncountedEndpoint("*:batchgeneratecontent", "batchgeneratecontent"),
+    UncountedEndpoint("*:asyncbatchembedcontent", "asyncbatchembedcontent"),
+    UncountedEndpoint("*:predictlongrunning", "predictlongrunning"),
+    UncountedEndpoint("*/auth_tokens", "auth_tokens"),
+    UncountedEndpoint("*/auth_tokens/*", "auth_tokens"),
+    UncountedEndpoint("*bidigeneratecontent*", "bidigeneratecontent"),
+    # Training and storage billed by the hour or gigabyte: fine-tuning (OpenAI, Mistral), Google
+    # tuned models and cached contents (ai.google.dev/api/caching), OpenAI vector stores and
+    # code-interpreter containers.
+    UncountedEndpoint("*/fine_tuning/*", "fine_tuning"),
+    UncountedEndpoint("*/tunedmodels*", "tunedmodels"),
+    UncountedEndpoint("*/cachedcontents*", "cachedcontents"),
+    UncountedEndpoint("*/vector_stores*", "vector_stores"),
+    UncountedEndpoint("*/containers*", "containers"),
+    # Work run after the request: Assistants runs, evals, video generation (Sora), Perplexity's
+    # async chat completions.
+    UncountedEndpoint("*/runs", "runs"),
+    UncountedEndpoint("*/runs/*", "runs"),
+    UncountedEndpoint("*/evals*", "evals"),
+    UncountedEndpoint("*/videos*", "videos"),
+    UncountedEndpoint("*/async/*", "async"),
+    # OpenRouter's key provisioning and credit purchases (openrouter.ai/docs/api-reference).
+    UncountedEndpoint("*/keys", "keys"),
+    UncountedEndpoint("*/keys/*", "keys"),
+    UncountedEndpoint("*/credits/*", "credits"),
+)
+"""Endpoints closed to every client with a limit unless opened by name; none is in `ENDPOINTS`."""
+
+
+def uncounted(path: str) -> UncountedEndpoint | None:
+    """The uncounted endpoint the decoded client `path` calls, if any (in any letter case)."""
+    lowered = path.lower()
+    return next((u for u in UNCOUNTED_ENDPOINTS if glob_matches(u.path, lowered)), None)
+
+
+def names_endpoint(glob: str, endpoint: UncountedEndpoint) -> bool:
+    """Whether an `endpoints` path glob spells out `endpoint`'s name outside its `*`s."""
+    return any(endpoint.name in part for part in glob.lower().split("*"))
+
+
 def glob_matches(pattern: str, name: str) -> bool:
     """Whether `name` matches `pattern` whole, where `*` matches any run of characters."""
     parts = pattern.split("*")
@@ -237,9 +310,14 @@ def table_endpoint(slug: str, method: str, path: str) -> tuple[Endpoint | None, 
 
 
 def opened(endpoints: tuple[tuple[str, str], ...] | None, method: str, path: str) -> bool:
-    """Whether a policy's `endpoints` entry ("METHOD /path-glob") opens `method` on `path`."""
+    """Whether a policy's `endpoints` entry ("METHOD /path-glob") opens `method` on `path`; an
+    uncounted endpoint only by an entry that names it (`names_endpoint`)."""
+    closed = uncounted(path)
     return any(
-        (allowed in ("*", method)) and glob_matches(glob, path) for allowed, glob in endpoints or ()
+        (allowed in ("*", method))
+        and glob_matches(glob, path)
+        and (closed is None or names_endpoint(glob, closed))
+        for allowed, glob in endpoints or ()
     )
 
 

@@ -10,7 +10,13 @@ import jinja2
 from infra import secret_bindings
 from infra.settings import ClientPolicy, Settings, rate_limit_binding
 from infra.worker import endpoints, key_limits, model
-from infra.worker.model import UPSTREAM_TIMEOUT_MS, WorkerConfig, budget_text, expiry_text
+from infra.worker.model import (
+    UPSTREAM_TIMEOUT_MS,
+    WorkerConfig,
+    budget_text,
+    expiry_text,
+    has_limit,
+)
 
 COMPATIBILITY_DATE = "2026-11-01"
 """The Workers compatibility date the Worker is written and tested against (workerd in package.json
@@ -89,6 +95,9 @@ def render_config(config: WorkerConfig) -> str:
         "secret_bindings": secret_bindings,
         "key_limits": key_limits,
         "policies": policies,
+        "uncounted_endpoints": [
+            {"path": closed.path, "name": closed.name} for closed in endpoints.UNCOUNTED_ENDPOINTS
+        ],
     }
     return _environment().get_template(TEMPLATE).render(context)
 
@@ -106,6 +115,7 @@ def _policy(policy: ClientPolicy) -> dict[str, Any]:
         else {"binding": rate_limit_binding(rate), "limit": rate.limit, "period": rate.period},
         "budget": None if policy.budget is None else budget_text(policy.budget),
         "endpoints": None if policy.endpoints is None else [list(e) for e in policy.endpoints],
+        "limited": has_limit(policy),
     }
 
 

@@ -316,7 +316,8 @@ TOKEN = "client-token-0123456789"
         (
             BASE | {"clients": '{"alice": {"endpoints": ["GET /v1/files/*"]}}'},
             r"^aigw:clients\.alice\.endpoints: got \[\"GET /v1/files/\*\"\] for a client "
-            r"without models; endpoints opens endpoints to a client with models",
+            r"without a limit; endpoints opens endpoints to a client with models, providers, "
+            r"rateLimit or budget",
         ),
         (
             BASE | {"clientGatewayHeaders": '"cf-aig-skip-cache"'},
