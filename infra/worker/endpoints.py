@@ -15,6 +15,7 @@ table and the constants are rendered into it from here.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -31,6 +32,9 @@ the request target alone, and a `?` or `#` could end the path wherever it is dec
 CONTENT_KEYS = ("messages", "input", "contents", "metadata")
 """Keys whose values are conversation content or the client's own labels, never a model setting:
 a tool call's arguments there may well have a `model` of their own."""
+SCHEMA_NAME_KEYS = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
+"""JSON Schema keys (a function tool's `parameters`, a response schema) whose object's keys are
+names the schema gives, never settings: a property called `model` there names no model."""
 MODEL_KEY_ENDINGS = ("model", "models", "modelid", "modelname")
 """A key names a model when, lower-cased without `_` and `-`, it ends with one of these."""
 MODEL_KEY_NAMES = ("fallback", "fallbacks")
@@ -335,6 +339,11 @@ class AmbiguousJson(UnreadableBody):
     last value, other parsers the first) or nested past `MAX_JSON_DEPTH`: always refused."""
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+"""A key holding one of these (NUL above all) may be read apart: a parser built on C strings ends
+`"model\\u0000x"` at the NUL and reads `model`, which aigw would not."""
+
+
 def _no_constant(name: str) -> object:
     raise NotJson(f"{name} is not JSON")
 
@@ -343,21 +352,31 @@ def _pairs(pairs: list[tuple[str, object]]) -> dict[str, object]:
     document = dict(pairs)
     if len(document) != len(pairs):
         raise AmbiguousJson("a key appears twice in one object")
+    if any(_CONTROL.search(key) for key in document):
+        raise AmbiguousJson("a key holds a control character")
     return document
 
 
 def read_json(body: bytes) -> object:
     """A body parsed as the Worker's `JSON.parse` does; raises `NotJson` or `AmbiguousJson`.
 
-    A BOM is dropped, invalid UTF-8 is replaced, numbers are doubles (a 5000-digit integer is no
-    error), `NaN` and `Infinity` are not JSON. One difference is left: text nested deeper than
+    A BOM is dropped, numbers are doubles (a 5000-digit integer is no error), `NaN` and `Infinity`
+    are not JSON. JSON with invalid UTF-8, or with a control character in a key, is
+    `AmbiguousJson`: a provider may drop or replace the bytes `JSON.parse` replaces, and read a
+    key aigw does not (`"mod\\xffel"` as `model`). One difference is left: text nested deeper than
     Python's recursion limit is `AmbiguousJson` here even when it is not JSON at all, which the
     Worker finds out (both refuse it, but on an opened endpoint, where the Worker passes text
     that is not JSON on unread and the provider refuses it).
     """
     try:
+        text = body.decode("utf-8-sig")
+        invalid = False
+    except UnicodeDecodeError:
+        text = body.decode("utf-8-sig", errors="replace")
+        invalid = True
+    try:
         document: object = json.loads(
-            body.decode("utf-8-sig", errors="replace"),
+            text,
             object_pairs_hook=_pairs,
             parse_constant=_no_constant,
             parse_int=float,
@@ -370,6 +389,8 @@ def read_json(body: bytes) -> object:
         raise NotJson("not JSON") from error
     if _depth(document) > MAX_JSON_DEPTH:
         raise AmbiguousJson("nested too deep")
+    if invalid:
+        raise AmbiguousJson("invalid UTF-8")
     return document
 
 
@@ -396,8 +417,9 @@ def is_model_key(key: str) -> bool:
 
 def body_models(document: object, models: list[str] | None = None) -> list[str]:
     """Every string a body holds under a key that names a model, at any depth but in content
-    (`CONTENT_KEYS`); a list there gives each of its strings. The body nests at most
-    `MAX_JSON_DEPTH` deep (`read_json`), so recursion is bounded."""
+    (`CONTENT_KEYS`): whatever the shape under that key (a list, lists in lists, `{"0": ...}`,
+    `{"id": ...}`), every string in it, since a provider may read any of them as the model. The
+    body nests at most `MAX_JSON_DEPTH` deep (`read_json`), so recursion is bounded."""
     found = [] if models is None else models
     if isinstance(document, list):
         for item in document:
@@ -407,10 +429,22 @@ def body_models(document: object, models: list[str] | None = None) -> list[str]:
             if key in CONTENT_KEYS:
                 continue
             if is_model_key(key):
-                named = child if isinstance(child, list) else [child]
-                found.extend(item for item in named if isinstance(item, str))
-            body_models(child, found)
+                _strings(child, found)
+            elif key in SCHEMA_NAME_KEYS and isinstance(child, dict):
+                for schema in child.values():
+                    body_models(schema, found)
+            else:
+                body_models(child, found)
     return found
+
+
+def _strings(value: object, found: list[str]) -> None:
+    """Every string in `value`, at any depth, appended to `found`."""
+    if isinstance(value, str):
+        found.append(value)
+    elif isinstance(value, list | dict):
+        for item in value.values() if isinstance(value, dict) else value:
+            _strings(item, found)
 
 
 def missing_model(endpoint: Endpoint, document: dict[str, object]) -> str | None:
