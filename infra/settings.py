@@ -33,6 +33,8 @@ MIN_CLIENT_TOKEN_LENGTH = 16
 GENERATED_TOKEN_LENGTH = 48
 """A generated client token: 48 letters and digits, about 285 random bits, beyond any guessing."""
 MAX_CACHE_TTL = 30 * 24 * 3600
+CACHE_SCOPES = ("client", "shared")
+"""`cacheScope`: each client has its own gateway cache entries (the default), or all share them."""
 DEFAULT_MAX_ATTEMPTS = 3
 MAX_ATTEMPTS = 10
 DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
@@ -81,6 +83,7 @@ KNOWN_KEYS = (
     "accountId",
     "gatewayId",
     "cacheTtl",
+    "cacheScope",
     "cacheInvalidateOnUpdate",
     "collectLogs",
     "rateLimit",
@@ -152,6 +155,7 @@ SETTING_FORMS: Mapping[str, SettingForm] = MappingProxyType(
         ),
         "gatewayId": SettingForm("string", f"{_NAME_RULE}; at most 64 characters"),
         "cacheTtl": SettingForm("integer (seconds)", f"0 (off) to {MAX_CACHE_TTL}"),
+        "cacheScope": SettingForm("string", " or ".join(f"`{scope}`" for scope in CACHE_SCOPES)),
         "cacheInvalidateOnUpdate": SettingForm("boolean", "`true` or `false`"),
         "collectLogs": SettingForm("boolean", "`true` or `false`"),
         "rateLimit": SettingForm(
@@ -328,6 +332,9 @@ class Settings:
     providers: tuple[str, ...]
     """Provider slugs that have a key pool, in configuration order."""
     cache_ttl: int = 0
+    cache_scope: str = CACHE_SCOPES[0]
+    """`client`: the Worker's cache key holds the client's name, so no client is answered from
+    another's request; `shared`: one entry per request for all clients."""
     cache_invalidate_on_update: bool = True
     collect_logs: bool = True
     rate_limit: RateLimit | None = None
@@ -395,6 +402,7 @@ def load(raw: Mapping[str, object], stack: str) -> tuple[Settings, Secrets]:
         worker_name=reader.name("workerName", _WORKER_NAME, 63, default_name(stack)),
         providers=tuple(provider_keys),
         cache_ttl=reader.integer("cacheTtl", 0, 0, MAX_CACHE_TTL),
+        cache_scope=reader.choice("cacheScope", CACHE_SCOPES),
         cache_invalidate_on_update=reader.boolean("cacheInvalidateOnUpdate", True),
         collect_logs=reader.boolean("collectLogs", True),
         rate_limit=reader.rate_limit(),
@@ -572,6 +580,15 @@ class _Reader:
         if value is None:
             return default
         return _whole(key, value, low, high)
+
+    def choice(self, key: str, choices: tuple[str, ...]) -> str:
+        """One of `choices`; the first when unset."""
+        value = self._raw.get(key)
+        if value is None or value == "":
+            return choices[0]
+        if value not in choices:
+            _fail(key, _show(value), "expected " + " or ".join(repr(c) for c in choices))
+        return value
 
     def boolean(self, key: str, default: bool) -> bool:
         value = self._raw.get(key)

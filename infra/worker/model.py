@@ -237,6 +237,8 @@ class WorkerConfig:
     """Client policies by name, `"*"` for every client without its own (DESIGN §4)."""
     client_gateway_headers: tuple[str, ...] = DEFAULT_CLIENT_GATEWAY_HEADERS
     """The `cf-aig-*` headers a client may send (`clientGatewayHeaders`)."""
+    cache_scope: str = "client"
+    """`cacheScope`: `client` puts the client's name in the Worker's cache key, `shared` not."""
 
     @property
     def cache(self) -> bool:
@@ -264,6 +266,7 @@ class WorkerConfig:
             rotation_offset=rotation_offset,
             clients=settings.clients,
             client_gateway_headers=settings.client_gateway_headers,
+            cache_scope=settings.cache_scope,
         )
 
     def provider(self, slug: str) -> Provider | None:
@@ -696,8 +699,19 @@ def gateway_control(config: WorkerConfig, client: str, name: str, value: str) ->
     return value
 
 
-def cache_key(method: str, upstream_path: str, headers: Mapping[str, str], body: bytes) -> str:
-    """The shared gateway cache key: the same request shares one entry whichever key sends it.
+def cache_key(
+    method: str,
+    upstream_path: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    client: str | None = None,
+) -> str:
+    """The gateway cache key: the same request shares one entry whichever key sends it, and (with
+    `client`, `cacheScope: client`) only for that client.
+
+    Shared by every client, a cache tells a client whether another sent exactly this request
+    (a hit) and hands it that client's answer. A client's line comes first, and a client name
+    holds no new line while a shared key's first line is a method, so the two never collide.
 
     It covers every forwarded header but those that never change an answer (`UNKEYED_HEADERS`):
     `anthropic-version`, `anthropic-beta`, `openai-beta` and whatever a provider reads next year
@@ -710,7 +724,9 @@ def cache_key(method: str, upstream_path: str, headers: Mapping[str, str], body:
         if name not in UNKEYED_HEADERS and not name.startswith(UNKEYED_HEADER_PREFIXES)
     )
     listed = json.dumps(keyed, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(f"{method}\n{upstream_path}\n{listed}\n".encode() + body).hexdigest()
+    scope = "" if client is None else f"client {client}\n"
+    head = f"{scope}{method}\n{upstream_path}\n{listed}\n"
+    return hashlib.sha256(head.encode() + body).hexdigest()
 
 
 def client_cache_key(client: str, value: str) -> str:
@@ -1335,7 +1351,10 @@ class Isolate:
         upstream_path = matched.upstream_path()
         base = forwarded_headers(self.config, client, headers)
         if self.config.cache and CACHE_KEY_HEADER not in base:
-            base[CACHE_KEY_HEADER] = cache_key(request.method, upstream_path, base, request.body)
+            scope = client if self.config.cache_scope == "client" else None
+            base[CACHE_KEY_HEADER] = cache_key(
+                request.method, upstream_path, base, request.body, scope
+            )
         gateway_token = self.env.get(GATEWAY_TOKEN, "").strip()
         if gateway_token:
             base["cf-aig-authorization"] = f"Bearer {gateway_token}"
