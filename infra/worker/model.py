@@ -127,6 +127,8 @@ STRIPPED_HEADERS = (
     "transfer-encoding",
     "true-client-ip",
     "upgrade",
+    "x-goog-fieldmask",
+    "x-goog-quota-user",
     "x-goog-user-project",
     "x-http-method",
     "x-http-method-override",
@@ -138,6 +140,35 @@ method overrides (the method checked is the method sent), and the headers that p
 organization, project or billing project a pool key acts for. Those are the operator's: with keys
 of several organizations, a client's `OpenAI-Organization` would have every key but one refused,
 and the witness rule would rest them all for every client."""
+STRIPPED_QUERY_PARAMETERS = (
+    "$.xgafv",
+    "$apiformat",
+    "$callback",
+    "$ct",
+    "$fields",
+    "$httpmethod",
+    "$key",
+    "$quotauser",
+    "$userip",
+    "$userproject",
+    "access_token",
+    "callback",
+    "fields",
+    "key",
+    "oauth_token",
+    "quotauser",
+    "userip",
+    "userproject",
+)
+"""Query parameters (decoded, in any letter case) never forwarded: Google's system parameters
+(cloud.google.com/apis/docs/system-parameters) that do what a stripped header does or a client
+token's place (`key`): the billing or quota project and user, a method or content-type override
+(`$httpMethod`, `$ct`: the body checked would not be the body read), and the forms that change the
+error body the Worker reads (`$.xgafv`, a JSONP `callback`, a `fields` mask)."""
+ALT_PARAMETERS = ("alt", "$alt")
+KEPT_ALT_VALUES = ("sse", "json")
+"""`alt` is kept for `sse` (streaming) and `json` (the default), dropped for `proto` and `media`,
+whose binary bodies the Worker cannot read."""
 STRIPPED_HEADER_PREFIXES = ("x-forwarded-", "proxy-")
 GATEWAY_HEADER_PREFIX = "cf-"
 """A client header with this prefix is an AI Gateway control (`cf-aig-*`, the older `cf-cache-ttl`
@@ -389,12 +420,21 @@ def route(config: WorkerConfig, path: str, query: str) -> Route | None:
     return Route(provider, slash + rest, query)
 
 
-def query_without_key(query: str) -> str:
-    """The query string without its `key` parameters (Google's key place), others untouched."""
+def forwarded_query(query: str) -> str:
+    """The query string without the parameters that are stripped headers in another form
+    (`STRIPPED_QUERY_PARAMETERS`, `alt` but `sse` and `json`), others untouched."""
     parts = query.split("&")
-    kept = [part for part in parts if percent_decode(part.partition("=")[0]) != "key"]
-    # A query without `key` goes upstream byte for byte.
+    kept = [part for part in parts if not _stripped_parameter(part)]
+    # A query with nothing stripped goes upstream byte for byte.
     return query if len(kept) == len(parts) else "&".join(part for part in kept if part)
+
+
+def _stripped_parameter(part: str) -> bool:
+    name, _, value = part.partition("=")
+    decoded = percent_decode(name).lower()
+    if decoded in ALT_PARAMETERS:
+        return percent_decode(value).lower() not in KEPT_ALT_VALUES
+    return decoded in STRIPPED_QUERY_PARAMETERS
 
 
 def query_keys(query: str) -> list[str]:
@@ -670,10 +710,14 @@ def forwarded_headers(
     as `gateway_control` words them."""
     forwarded = {}
     for name, value in headers.items():
+        # Some servers read `_` as `-`: `OpenAI_Organization` is stripped like the header it names,
+        # and a `cf_aig_*` header is never the control `clientGatewayHeaders` lists.
+        spelled = name.replace("_", "-")
         if (
-            name in STRIPPED_HEADERS
-            or name in CLIENT_KEY_HEADERS
-            or name.startswith(STRIPPED_HEADER_PREFIXES)
+            spelled in STRIPPED_HEADERS
+            or spelled in CLIENT_KEY_HEADERS
+            or spelled.startswith(STRIPPED_HEADER_PREFIXES)
+            or (spelled != name and spelled.startswith(GATEWAY_HEADER_PREFIX))
         ):
             continue
         kept: str | None = value
@@ -1333,8 +1377,9 @@ class Isolate:
                 f"no API keys are configured for {provider.slug} (binding {provider.binding})",
             )
         # `?key=` is cleared on every route: a client token there must not reach a provider
-        # (or the gateway's logs) whichever route it was sent to.
-        matched = Route(provider, matched.rest, query_without_key(matched.query))
+        # (or the gateway's logs) whichever route it was sent to; so are the other query forms
+        # of headers that are stripped.
+        matched = Route(provider, matched.rest, forwarded_query(matched.query))
         return self._attempts(request, headers, matched, client, pool, send)
 
     def _attempts(
