@@ -1,6 +1,6 @@
 """`python -m bench.pool_sim`: the key pool projected to many isolates, in virtual time.
 
-The Python model of the Worker (`infra/worker/model.py`, whose decisions the conformance vectors
+The Python model of the Worker (`infra/worker/`, whose decisions the conformance vectors
 hold equal to the Worker's) runs as N isolates, each an `Isolate` with its own key pool, all
 reading one virtual clock through the model's injectable `clock_ms`. Open-loop Poisson arrivals
 at a share of the pool's capacity are spread at random over the isolates; each upstream attempt
@@ -29,12 +29,13 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from bench.pool_keys import OPENAI, BucketKey, Tier
 
 if TYPE_CHECKING:
-    from infra.worker.model import UpstreamRequest, UpstreamResponse, WorkerConfig
+    from infra.worker.config import UpstreamRequest, UpstreamResponse, WorkerConfig
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MODEL_ROOT = "AIGW_POOL_SIM_MODEL_ROOT"
@@ -43,11 +44,22 @@ imported late, so that this script's own modules stay today's."""
 
 
 def _model() -> Any:
-    """The Worker's model (`infra.worker.model`), from MODEL_ROOT when set."""
+    """The Worker's model (`Isolate` and the types it takes), from MODEL_ROOT when set. A revision
+    from before the model was split by concern (issue 23) has them all in `infra.worker.model`."""
     root = os.environ.get(MODEL_ROOT)
     if root and root not in sys.path:
         sys.path.insert(0, root)
-    return importlib.import_module("infra.worker.model")
+    try:
+        config = importlib.import_module("infra.worker.config")
+    except ModuleNotFoundError:
+        return importlib.import_module("infra.worker.model")
+    worker = importlib.import_module("infra.worker.worker")
+    return SimpleNamespace(
+        Isolate=worker.Isolate,
+        WorkerConfig=config.WorkerConfig,
+        ClientRequest=config.ClientRequest,
+        UpstreamResponse=config.UpstreamResponse,
+    )
 
 
 TOKEN = "sim-client-token-0001"

@@ -2,8 +2,9 @@
 
 A secret binding whose entries do not fit one Worker variable continues in numbered ones
 (DESIGN §3): `NAME`, then `NAME_2`, `NAME_3`, … . `pack` decides the split when deploying;
-`joined_text` is how the Worker's model reads the parts back as one text, and `worker.js.j2` reads
-them the same way in its section "Secret bindings".
+`joined_text` is how the Worker's model reads the parts back as one text, and
+`worker_template/secret_bindings.js.j2` reads them the same way. The module is this package's,
+not the worker side's: the settings and the provider table pack and size the bindings with it.
 """
 
 from __future__ import annotations

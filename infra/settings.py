@@ -33,8 +33,6 @@ MIN_CLIENT_TOKEN_LENGTH = 16
 GENERATED_TOKEN_LENGTH = 48
 """A generated client token: 48 letters and digits, about 285 random bits, beyond any guessing."""
 MAX_CACHE_TTL = 30 * 24 * 3600
-CACHE_SCOPES = ("client", "shared")
-"""`cacheScope`: each client has its own gateway cache entries (the default), or all share them."""
 DEFAULT_MAX_ATTEMPTS = 3
 MAX_ATTEMPTS = 10
 DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
@@ -79,11 +77,166 @@ OPERATOR_GATEWAY_HEADERS = {
 `clientGatewayHeaders` may list them. With a client's cost or logging control a client could
 spend past its budget or hide from `aigw usage`; authorization and metadata are the Worker's."""
 
+
+@dataclass(frozen=True)
+class ScalarSetting:
+    """A setting that is one number, switch or word, declared once: its validation, its entry in
+    Pulumi.yaml (written by `python -m infra.cli.reference`), its reference entry and the
+    `AiGateway` input it sets all come from this declaration."""
+
+    default: int | bool | str
+    """Also what the setting's type is: an integer, a boolean or one word of `choices`."""
+    description: str
+    """Pulumi.yaml's description and the reference's text."""
+    gateway_input: str = ""
+    """The pulumi-cloudflare `AiGateway` input it sets, if any (see infra/gateway_inputs.py)."""
+    bounds: tuple[int, int] = (0, 0)
+    """An integer's smallest and largest value."""
+    choices: tuple[str, ...] = ()
+    """A word's allowed values."""
+    unit: str = ""
+    """What an integer counts, e.g. `milliseconds`."""
+
+    @property
+    def kind(self) -> Literal["boolean", "integer", "string"]:
+        """Pulumi.yaml's type of the setting."""
+        if isinstance(self.default, bool):
+            return "boolean"
+        return "integer" if isinstance(self.default, int) else "string"
+
+    @property
+    def form(self) -> SettingForm:
+        """How the settings reference shows its type and allowed values."""
+        if self.kind == "boolean":
+            return SettingForm("boolean", "`true` or `false`")
+        if self.kind == "integer":
+            unit = f" ({self.unit})" if self.unit else ""
+            return SettingForm(f"integer{unit}", f"{self.bounds[0]} to {self.bounds[1]}")
+        *others, last = (f"`{choice}`" for choice in self.choices)
+        return SettingForm("string", f"{', '.join(others)} or {last}")
+
+    def declaration(self) -> dict[str, object]:
+        """Its entry in Pulumi.yaml's `config` block (without the key)."""
+        return {"type": self.kind, "description": self.description, "default": self.default}
+
+    def read(self, key: str, value: object) -> int | bool | str:
+        """`value` (as Pulumi passes it, or decoded) checked against the declaration; the
+        default when unset."""
+        if value is None:
+            return self.default
+        if self.kind == "integer":
+            return _whole(key, value, *self.bounds)
+        if self.kind == "boolean":
+            return _boolean(key, value)
+        if not isinstance(value, str) or value not in self.choices:
+            _fail(key, _show(value), f"expected one of {', '.join(map(repr, self.choices))}")
+        return value
+
+
+GATEWAY_RETRY_DELAY_MS = (0, 5000)
+"""What AI Gateway documents for a retry's delay: "in milliseconds, maximum of 5 seconds"
+(developers.cloudflare.com/ai-gateway/configuration/request-handling/#request-retries; the
+provider's own check allows up to 60000, terraform-provider-cloudflare
+internal/services/ai_gateway/schema.go)."""
+
+SCALAR_SETTINGS: Mapping[str, ScalarSetting] = MappingProxyType(
+    {
+        # Retries inside the gateway (AiGateway retry_*): Cloudflare documents that the gateway
+        # retries "when an upstream provider returns an error" (changelog 2026-04-02, "Automatically
+        # retry on upstream provider failures"; ai-gateway/configuration/manage-gateway/
+        # #retry-requests), without saying which statuses, so a 429 or 401 counts. Such a retry
+        # carries the same request, so the same provider key: off by default, the Worker's
+        # failover retries with another key instead.
+        "gatewayMaxAttempts": ScalarSetting(
+            default=1,
+            bounds=(1, 5),
+            gateway_input="retry_max_attempts",
+            description=(
+                "Attempts AI Gateway itself makes for each request the Worker sends, 1 to 5; "
+                "1 (the default) turns the gateway's own retries off. A gateway retry resends "
+                "the same request with the same provider key; Cloudflare documents that the "
+                "gateway retries when the provider answers with an error, without saying which, "
+                "so a rate-limited key's 429 may be retried on that same key. The Worker's "
+                "failover (aigw:maxAttempts) retries with another key once the gateway has "
+                "answered, so with both a request can reach the provider up to maxAttempts x "
+                "gatewayMaxAttempts times. Raise it only for a provider with a single key."
+            ),
+        ),
+        "gatewayRetryDelay": ScalarSetting(
+            default=0,
+            bounds=GATEWAY_RETRY_DELAY_MS,
+            unit="milliseconds",
+            gateway_input="retry_delay",
+            description=(
+                "How long AI Gateway waits before a retry of its own, in milliseconds, 0 to "
+                "5000 (Cloudflare's documented maximum). Only with gatewayMaxAttempts above 1."
+            ),
+        ),
+        "gatewayRetryBackoff": ScalarSetting(
+            default="constant",
+            choices=("constant", "linear", "exponential"),
+            gateway_input="retry_backoff",
+            description=(
+                "How AI Gateway's delay grows from one retry to the next: constant, linear or "
+                "exponential. Only with gatewayMaxAttempts above 1."
+            ),
+        ),
+        # developers.cloudflare.com/ai-gateway/observability/log-classification/ (beta).
+        "logClassification": ScalarSetting(
+            default=False,
+            gateway_input="log_classification",
+            description=(
+                "Let Cloudflare classify the gateway's stored logs by task and by how well the "
+                "model fits it (User Insights, beta); Cloudflare then processes the stored "
+                "prompts and responses. Needs aigw:collectLogs."
+            ),
+        ),
+        # The Worker's own cache key (infra/worker/headers.py cache_key); the gateway's cache is
+        # keyed by it alone, so a key without the client's name is one entry for every client.
+        "cacheScope": ScalarSetting(
+            default="client",
+            choices=("client", "shared"),
+            description=(
+                "Whose requests share a gateway cache entry (with aigw:cacheTtl above 0): client "
+                "(the default), each client only its own, or shared, one entry per request for "
+                "every client. Shared lets a client learn whether another client sent exactly the "
+                "same request (a cache hit) and receive that client's answer."
+            ),
+        ),
+        # terraform-provider-cloudflare internal/services/ai_gateway/schema.go: "postpaid" bills
+        # the account through Workers AI, "unified" deducts AI Gateway credits; the provider's
+        # default is "postpaid".
+        "workersAiBillingMode": ScalarSetting(
+            default="postpaid",
+            choices=("postpaid", "unified"),
+            gateway_input="workers_ai_billing_mode",
+            description=(
+                "How Workers AI requests through the gateway are billed: postpaid (the "
+                "account's Workers AI usage, the default) or unified (deducted from AI Gateway's "
+                "Unified Billing credits)."
+            ),
+        ),
+        # The AiGateway input's own text: "Requires customer-provided provider credentials and
+        # prevents fallback to Unified Billing" (pulumi-cloudflare 6.23 ai_gateway.py).
+        "byokOnly": ScalarSetting(
+            default=False,
+            gateway_input="byok_only",
+            description=(
+                "Require the caller's own provider credentials on every request and never fall "
+                "back to Unified Billing (the account's AI Gateway credits). The Worker sends a "
+                "pool key with every request; true makes sure that no request is ever paid from "
+                "credits."
+            ),
+        ),
+    }
+)
+"""Settings declared once each (`ScalarSetting`), read by `_Reader.scalars`."""
+
+
 KNOWN_KEYS = (
     "accountId",
     "gatewayId",
     "cacheTtl",
-    "cacheScope",
     "cacheInvalidateOnUpdate",
     "collectLogs",
     "rateLimit",
@@ -101,6 +254,7 @@ KNOWN_KEYS = (
     "budget",
     "gatewayToken",
     "clientGatewayHeaders",
+    *SCALAR_SETTINGS,
 )
 SECRET_KEYS = frozenset({"providerKeys", "clientTokens", "gatewayToken"})
 MAX_GATEWAY_RATE_LIMIT = 1_000_000
@@ -155,7 +309,6 @@ SETTING_FORMS: Mapping[str, SettingForm] = MappingProxyType(
         ),
         "gatewayId": SettingForm("string", f"{_NAME_RULE}; at most 64 characters"),
         "cacheTtl": SettingForm("integer (seconds)", f"0 (off) to {MAX_CACHE_TTL}"),
-        "cacheScope": SettingForm("string", " or ".join(f"`{scope}`" for scope in CACHE_SCOPES)),
         "cacheInvalidateOnUpdate": SettingForm("boolean", "`true` or `false`"),
         "collectLogs": SettingForm("boolean", "`true` or `false`"),
         "rateLimit": SettingForm(
@@ -187,6 +340,7 @@ SETTING_FORMS: Mapping[str, SettingForm] = MappingProxyType(
             + ", ".join(f"`{name}`" for name in OPERATOR_GATEWAY_HEADERS)
             + "); `[]` for none",
         ),
+        **{key: setting.form for key, setting in SCALAR_SETTINGS.items()},
     }
 )
 """Every setting of `KNOWN_KEYS`: its type and allowed values, for the settings reference."""
@@ -332,9 +486,6 @@ class Settings:
     providers: tuple[str, ...]
     """Provider slugs that have a key pool, in configuration order."""
     cache_ttl: int = 0
-    cache_scope: str = CACHE_SCOPES[0]
-    """`client`: the Worker's cache key holds the client's name, so no client is answered from
-    another's request; `shared`: one entry per request for all clients."""
     cache_invalidate_on_update: bool = True
     collect_logs: bool = True
     rate_limit: RateLimit | None = None
@@ -353,6 +504,12 @@ class Settings:
     client_gateway_headers: tuple[str, ...] = DEFAULT_CLIENT_GATEWAY_HEADERS
     """The `cf-aig-*` headers a client may send to the gateway (lower case); every other `cf-`
     header of a client is dropped."""
+    scalars: Mapping[str, int | bool | str] = field(
+        default_factory=lambda: MappingProxyType(
+            {key: setting.default for key, setting in SCALAR_SETTINGS.items()}
+        )
+    )
+    """The value of each `SCALAR_SETTINGS` setting, by its name; read-only."""
 
     @property
     def gateway_url(self) -> str:
@@ -402,7 +559,6 @@ def load(raw: Mapping[str, object], stack: str) -> tuple[Settings, Secrets]:
         worker_name=reader.name("workerName", _WORKER_NAME, 63, default_name(stack)),
         providers=tuple(provider_keys),
         cache_ttl=reader.integer("cacheTtl", 0, 0, MAX_CACHE_TTL),
-        cache_scope=reader.choice("cacheScope", CACHE_SCOPES),
         cache_invalidate_on_update=reader.boolean("cacheInvalidateOnUpdate", True),
         collect_logs=reader.boolean("collectLogs", True),
         rate_limit=reader.rate_limit(),
@@ -416,6 +572,7 @@ def load(raw: Mapping[str, object], stack: str) -> tuple[Settings, Secrets]:
         clients=reader.clients(tuple(provider_keys)),
         budget=reader.gateway_budget(),
         client_gateway_headers=reader.client_gateway_headers(),
+        scalars=reader.scalars(),
     )
     if not settings.workers_dev and settings.custom_domain is None:
         _fail(
@@ -423,6 +580,7 @@ def load(raw: Mapping[str, object], stack: str) -> tuple[Settings, Secrets]:
             "false with no customDomain",
             "keep workersDev true or set customDomain, or the Worker has no address",
         )
+    _check_gateway_scalars(settings)
     secrets = Secrets(
         provider_keys=provider_keys,
         client_tokens=reader.client_tokens(),
@@ -440,6 +598,27 @@ def load(raw: Mapping[str, object], stack: str) -> tuple[Settings, Secrets]:
             "counts once for every client without an entry of its own",
         )
     return settings, secrets
+
+
+def _check_gateway_scalars(settings: Settings) -> None:
+    """Refuse a scalar setting that would do nothing beside the others."""
+    values = settings.scalars
+    if values["logClassification"] and not settings.collect_logs:
+        _fail(
+            "logClassification",
+            "true with collectLogs false",
+            "log classification reads the gateway's stored logs: turn collectLogs on, or leave "
+            "logClassification unset",
+        )
+    if values["gatewayMaxAttempts"] == 1:
+        for key in ("gatewayRetryDelay", "gatewayRetryBackoff"):
+            if values[key] != SCALAR_SETTINGS[key].default:
+                _fail(
+                    key,
+                    f"{_show(values[key])} with gatewayMaxAttempts 1 (no gateway retries)",
+                    "it shapes the gateway's own retries: set gatewayMaxAttempts above 1, or "
+                    f"leave {key} unset",
+                )
 
 
 def _check_secret_variables(settings: Settings, secrets: Secrets) -> None:
@@ -550,6 +729,13 @@ class _Reader:
                 _fail(key, given, f"expected {kind}")
         return value
 
+    def scalars(self) -> Mapping[str, int | bool | str]:
+        """Every `SCALAR_SETTINGS` value, each checked by its declaration."""
+        values = {
+            key: setting.read(key, self._raw.get(key)) for key, setting in SCALAR_SETTINGS.items()
+        }
+        return MappingProxyType(values)
+
     def account_id(self) -> str:
         value = self._raw.get("accountId")
         if value is None or value == "":
@@ -581,24 +767,9 @@ class _Reader:
             return default
         return _whole(key, value, low, high)
 
-    def choice(self, key: str, choices: tuple[str, ...]) -> str:
-        """One of `choices`; the first when unset."""
-        value = self._raw.get(key)
-        if value is None or value == "":
-            return choices[0]
-        if value not in choices:
-            _fail(key, _show(value), "expected " + " or ".join(repr(c) for c in choices))
-        return value
-
     def boolean(self, key: str, default: bool) -> bool:
         value = self._raw.get(key)
-        if value is None:
-            return default
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "false"):
-            return value.lower() == "true"
-        _fail(key, _show(value), "expected true or false")
+        return default if value is None else _boolean(key, value)
 
     def rate_limit(self) -> RateLimit | None:
         value = self._structured("rateLimit", '{"limit", "interval", "technique"}')
@@ -862,6 +1033,15 @@ def _kind(value: object) -> str:
         return "an empty object"
     kind = {list: "a list", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
     return kind.get(type(value), f"a {type(value).__name__}")
+
+
+def _boolean(key: str, value: object) -> bool:
+    """`value` (a boolean or its text, as Pulumi passes it) as a boolean."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    _fail(key, _show(value), "expected true or false")
 
 
 def _whole(key: str, value: object, low: int, high: int) -> int:

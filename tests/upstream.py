@@ -20,7 +20,7 @@ from http import HTTPStatus
 from typing import Literal
 from urllib.parse import parse_qs, urlsplit
 
-from infra.worker.model import UpstreamFailure, UpstreamResponse
+from infra.worker.config import UpstreamFailure, UpstreamResponse
 
 Behaviour = Literal["ok", "rate_limited", "revoked", "server_error", "slow", "drop", "cut"]
 """What the upstream does for a pool key: answer; 429 with Retry-After; 401 naming part of the key

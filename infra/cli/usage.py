@@ -25,7 +25,7 @@ GROUPINGS: tuple[GroupBy, ...] = get_args(GroupBy)
 # The largest page the logs endpoint serves; fewer round trips on long windows.
 PAGE_SIZE = 50
 UNKNOWN = "(unknown)"
-# The fields of the `cf-aig-metadata` JSON the Worker sends (see `infra/worker/model.py`).
+# The fields of the `cf-aig-metadata` JSON the Worker sends (see `infra/worker/pool.py`).
 METADATA_FIELDS: dict[GroupBy, str] = {"client": "client", "key": "keyId"}
 _RELATIVE = re.compile(r"([0-9]+)\s*([smhdw])")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}

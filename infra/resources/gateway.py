@@ -9,14 +9,20 @@ from typing import Any, Protocol
 import pulumi
 import pulumi_cloudflare as cloudflare
 
-from infra.settings import LOG_RETENTION_RANGE, Budget, Settings, spend_limit_rules
+from infra.settings import (
+    LOG_RETENTION_RANGE,
+    SCALAR_SETTINGS,
+    Budget,
+    Settings,
+    spend_limit_rules,
+)
 
 AI_GATEWAY_RUN = "AI Gateway Run"
 """The account permission group that lets a token send requests through an authenticated gateway."""
 PERMISSION_GROUPS_LIMIT = 1000
 """How many permission groups the lookup fetches (the account has a few hundred)."""
 CLIENT_METADATA = "client"
-"""The `cf-aig-metadata` field in which the Worker names the client (see worker/model.py)."""
+"""The `cf-aig-metadata` field in which the Worker names the client (see worker/pool.py)."""
 GATEWAY_RULE_ID = "aigw-gateway"
 """The id of the gateway-wide spend-limit rule."""
 FREE_PLAN_MAX_LOGS = 100_000
@@ -92,6 +98,10 @@ def gateway_args(settings: Settings, clients: Iterable[str]) -> dict[str, Any]:
         "rate_limiting_technique": rate.technique if rate else "fixed",
         "spend_limits": spend_limits(settings, clients),
     }
+    # Always given, the default included: an input left out keeps whatever Cloudflare holds.
+    for key, setting in SCALAR_SETTINGS.items():
+        if setting.gateway_input:
+            args[setting.gateway_input] = settings.scalars[key]
     if settings.log_retention is not None:
         args["log_management"] = settings.log_retention.max_logs
         args["log_management_strategy"] = settings.log_retention.strategy
@@ -156,8 +166,8 @@ def log_retention_warning(settings: Settings) -> str | None:
 def create_gateway(
     name: str, settings: Settings, clients: Sequence[str], parent: pulumi.Resource
 ) -> cloudflare.AiGateway:
-    """The AI Gateway itself: cache, logs, rate limit, spend limits, log retention,
-    authentication on."""
+    """The AI Gateway itself: cache, logs, rate limit, spend limits, log retention, its own
+    retries (off unless set), authentication on."""
     warning = log_retention_warning(settings)
     if warning is not None:
         pulumi.log.warn(warning)

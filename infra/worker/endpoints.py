@@ -8,8 +8,8 @@ path's, and every string a body holds under a key that names a model (`model`, `
 content. A body that cannot be read the same way here and upstream is refused: one that is not a
 JSON object, names a key twice, or nests deeper than `MAX_JSON_DEPTH`.
 
-`worker_template/worker.js.j2` implements the same functions in its "Endpoints" section; the
-table and the constants are rendered into it from here.
+`worker_template/endpoints.js.j2` implements the same functions; the table and the constants are
+rendered into it from here.
 """
 
 from __future__ import annotations
@@ -241,17 +241,6 @@ UNCOUNTED_ENDPOINTS: tuple[UncountedEndpoint, ...] = (
 """Endpoints closed to every client with a limit unless opened by name; none is in `ENDPOINTS`."""
 
 
-def uncounted(path: str) -> UncountedEndpoint | None:
-    """The uncounted endpoint the decoded client `path` calls, if any (in any letter case)."""
-    lowered = path.lower()
-    return next((u for u in UNCOUNTED_ENDPOINTS if glob_matches(u.path, lowered)), None)
-
-
-def names_endpoint(glob: str, endpoint: UncountedEndpoint) -> bool:
-    """Whether an `endpoints` path glob spells out `endpoint`'s name outside its `*`s."""
-    return any(endpoint.name in part for part in glob.lower().split("*"))
-
-
 def glob_matches(pattern: str, name: str) -> bool:
     """Whether `name` matches `pattern` whole, where `*` matches any run of characters."""
     parts = pattern.split("*")
@@ -323,6 +312,17 @@ def opened(endpoints: tuple[tuple[str, str], ...] | None, method: str, path: str
         and (closed is None or names_endpoint(glob, closed))
         for allowed, glob in endpoints or ()
     )
+
+
+def uncounted(path: str) -> UncountedEndpoint | None:
+    """The uncounted endpoint the decoded client `path` calls, if any (in any letter case)."""
+    lowered = path.lower()
+    return next((u for u in UNCOUNTED_ENDPOINTS if glob_matches(u.path, lowered)), None)
+
+
+def names_endpoint(glob: str, endpoint: UncountedEndpoint) -> bool:
+    """Whether an `endpoints` path glob spells out `endpoint`'s name outside its `*`s."""
+    return any(endpoint.name in part for part in glob.lower().split("*"))
 
 
 class UnreadableBody(ValueError):

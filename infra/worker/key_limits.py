@@ -1,7 +1,7 @@
 """What each pool key has left, read from the providers' rate-limit headers, and how keys are
 chosen, rested and refused by it (DESIGN §4 "Keys").
 
-`worker_template/worker.js.j2` implements the same functions in its "Key limits" section, and
+`worker_template/key_limits.js.j2` implements the same functions, and
 `tests/vectors/key_limits.json` runs against both. Everything here is per isolate: each learns a
 key's state from its own answers, which carry the provider's count for the key, so no storage is
 shared. The key choice and the rests are arithmetic on a few numbers per key: no await, and

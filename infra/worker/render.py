@@ -9,14 +9,20 @@ import jinja2
 
 from infra import secret_bindings
 from infra.settings import ClientPolicy, Settings, rate_limit_binding
-from infra.worker import endpoints, key_limits, model
-from infra.worker.model import (
-    UPSTREAM_TIMEOUT_MS,
-    WorkerConfig,
-    budget_text,
-    expiry_text,
-    has_limit,
+from infra.worker import (
+    answers,
+    auth,
+    cors,
+    endpoints,
+    headers,
+    key_limits,
+    routing,
+    scrubbing,
+    verdicts,
 )
+from infra.worker import policy as client_policy
+from infra.worker.config import UPSTREAM_TIMEOUT_MS, WorkerConfig
+from infra.worker.policy import budget_text, expiry_text, has_limit
 
 COMPATIBILITY_DATE = "2026-11-01"
 """The Workers compatibility date the Worker is written and tested against (workerd in package.json
@@ -26,6 +32,7 @@ MAIN_MODULE = "worker.js"
 TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "worker_template"
 """The Worker templates; `pulumi up`, `aigw` and the tests all run from the repository."""
 TEMPLATE = "worker.js.j2"
+"""The entry template; it includes every other `<concern>.js.j2` into the one module uploaded."""
 
 
 def _environment() -> jinja2.Environment:
@@ -89,12 +96,20 @@ def render_config(config: WorkerConfig) -> str:
     context: dict[str, Any] = {
         "config": config,
         "providers": providers,
-        "model": model,
-        "endpoints": endpoints,
         "endpoint_table": endpoint_table,
-        "secret_bindings": secret_bindings,
-        "key_limits": key_limits,
         "policies": policies,
+        # Each concern's module, for the constants its template renders (`{{ routing.ALLOW }}`).
+        "answers": answers,
+        "auth": auth,
+        "cors": cors,
+        "endpoints": endpoints,
+        "headers": headers,
+        "key_limits": key_limits,
+        "policy": client_policy,
+        "routing": routing,
+        "scrubbing": scrubbing,
+        "secret_bindings": secret_bindings,
+        "verdicts": verdicts,
         "uncounted_endpoints": [
             {"path": closed.path, "name": closed.name} for closed in endpoints.UNCOUNTED_ENDPOINTS
         ],

@@ -11,17 +11,34 @@ import pytest
 import yaml
 
 from infra.cli.main import build_parser
-from infra.cli.reference import CLI_PAGE, SETTINGS_PAGE, cli_reference, main, pages
-from infra.reference import ReferenceError, declared_settings, settings_reference
+from infra.cli.reference import (
+    CLI_PAGE,
+    ERRORS_PAGE,
+    PROJECT_FILE,
+    SETTINGS_PAGE,
+    TROUBLESHOOTING_PAGE,
+    cli_reference,
+    main,
+    pages,
+)
+from infra.reference import (
+    PULUMI_YAML_BLOCK,
+    ReferenceError,
+    declared_settings,
+    settings_reference,
+    with_pulumi_yaml_block,
+)
 from infra.settings import (
     CLIENT_POLICY_FIELDS,
     KNOWN_KEYS,
+    SCALAR_SETTINGS,
     SETTING_FORMS,
     ClientPolicy,
     SettingForm,
     SettingsError,
     load,
 )
+from infra.worker.errors import WORKER_ERRORS
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT: dict[str, Any] = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
@@ -33,7 +50,9 @@ def _camel(name: str) -> str:
     return head + "".join(part.title() for part in rest)
 
 
-@pytest.mark.parametrize("path", [SETTINGS_PAGE, CLI_PAGE], ids=str)
+@pytest.mark.parametrize(
+    "path", [PROJECT_FILE, SETTINGS_PAGE, CLI_PAGE, ERRORS_PAGE, TROUBLESHOOTING_PAGE], ids=str
+)
 def test_generated_page_is_current(path: Path) -> None:
     """The committed page is exactly what the generator writes from today's Pulumi.yaml and code:
     `python -m infra.cli.reference` rewrites it."""
@@ -42,7 +61,9 @@ def test_generated_page_is_current(path: Path) -> None:
 
 def test_check_mode_names_a_stale_page(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """`--check` fails on a page that differs from what would be generated, and writes nothing."""
-    (tmp_path / "Pulumi.yaml").write_text((ROOT / "Pulumi.yaml").read_text())
+    for path in (PROJECT_FILE, ERRORS_PAGE, TROUBLESHOOTING_PAGE):
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text((ROOT / path).read_text())
     assert main(["--root", str(tmp_path)]) == 0
     page = tmp_path / SETTINGS_PAGE
     page.write_text(page.read_text().replace("32 lowercase hex digits", "anything"))
@@ -117,3 +138,58 @@ def test_cli_reference_lists_every_command_and_option() -> None:
         assert f"## `aigw {command}`" in page
     assert "| `--upstream URL` |" in page
     assert "| `--since SINCE` |" in page
+
+
+@pytest.mark.parametrize("key", sorted(SCALAR_SETTINGS))
+def test_pulumi_yaml_declares_each_scalar_setting_as_the_code_does(key: str) -> None:
+    """Pulumi.yaml's entry (type, description, default) is the declaration's, as parsed YAML."""
+    assert declared_settings(PROJECT)[key] == SCALAR_SETTINGS[key].declaration()
+
+
+def test_a_changed_declaration_rewrites_pulumi_yaml(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The generator writes Pulumi.yaml's block from the declarations: a new default shows."""
+    changed = dataclasses.replace(SCALAR_SETTINGS["gatewayMaxAttempts"], default=2)
+    monkeypatch.setattr(
+        "infra.reference.SCALAR_SETTINGS", {**SCALAR_SETTINGS, "gatewayMaxAttempts": changed}
+    )
+    text = with_pulumi_yaml_block((ROOT / PROJECT_FILE).read_text())
+    assert yaml.safe_load(text)["config"]["aigw:gatewayMaxAttempts"]["default"] == 2
+    assert text.count(PULUMI_YAML_BLOCK[0]) == 1
+
+
+def test_pulumi_yaml_without_its_block_markers_stops_the_generator() -> None:
+    """A Pulumi.yaml that lost a marker line is an error naming the file, not a silent append."""
+    text = (ROOT / PROJECT_FILE).read_text().replace(PULUMI_YAML_BLOCK[1], "")
+    with pytest.raises(ReferenceError, match=r"Pulumi\.yaml needs the lines"):
+        with_pulumi_yaml_block(text)
+
+
+@pytest.mark.parametrize(
+    "key", [key for key, setting in SCALAR_SETTINGS.items() if setting.kind == "integer"]
+)
+def test_declared_bounds_are_the_ones_enforced(key: str) -> None:
+    """A declared integer's edges pass and one past each fails, as the reference shows them."""
+    low, high = SCALAR_SETTINGS[key].bounds
+    assert f"**Allowed:** {low} to {high}" in (ROOT / SETTINGS_PAGE).read_text()
+    retrying = {"gatewayMaxAttempts": 2}
+    for edge, beyond in ((low, low - 1), (high, high + 1)):
+        load({**REQUIRED, **retrying, key: edge}, "dev")
+        with pytest.raises(SettingsError, match=f"aigw:{key}: got {beyond};"):
+            load({**REQUIRED, **retrying, key: beyond}, "dev")
+
+
+def test_reference_lists_every_gateway_input() -> None:
+    """The settings page has a row for each `AiGateway` input decided, with its setting or why."""
+    page = (ROOT / SETTINGS_PAGE).read_text()
+    assert "| `retry_max_attempts` | [`gatewayMaxAttempts`](#gatewaymaxattempts) |" in page
+    assert "| `guardrails` | Guardrails buffer a streamed response" in page
+
+
+def test_the_errors_page_and_troubleshooting_show_every_worker_error() -> None:
+    """Each code of the Worker's error table has its row on the Errors page and its line, under
+    its family, on the troubleshooting page."""
+    errors_page = (ROOT / ERRORS_PAGE).read_text()
+    troubleshooting = (ROOT / TROUBLESHOOTING_PAGE).read_text()
+    for error in WORKER_ERRORS:
+        assert f"| `{error.code}` | `{error.type}` |" in errors_page, error.code
+        assert f" {error.code}`**: {error.when}." in troubleshooting, error.code

@@ -102,6 +102,13 @@ def test_gateway_inputs_follow_settings() -> None:
         "logManagement": 100000,
         "logManagementStrategy": "DELETE_OLDEST",
         "spendLimits": {"enabled": False, "rules": []},
+        # Set explicitly even at their defaults: the gateway's own retries off, and the rest.
+        "retryMaxAttempts": 1,
+        "retryDelay": 0,
+        "retryBackoff": "constant",
+        "logClassification": False,
+        "workersAiBillingMode": "postpaid",
+        "byokOnly": False,
     }
     assert not gateway.protect
 

@@ -19,7 +19,7 @@ from infra.worker.endpoints import (
     read_json,
     uncounted,
 )
-from infra.worker.model import redacted, secret_forms
+from infra.worker.scrubbing import redacted, secret_forms
 
 
 def test_every_provider_has_its_endpoints() -> None:

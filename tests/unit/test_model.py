@@ -9,28 +9,23 @@ from datetime import UTC, datetime
 import pytest
 
 from infra.settings import load
-from infra.worker.model import (
-    MAX_COOLDOWN_MS,
+from infra.worker.auth import parse_client_tokens, split_list
+from infra.worker.config import ClientRequest, UpstreamRequest, UpstreamResponse, WorkerConfig
+from infra.worker.key_limits import MAX_COOLDOWN_MS
+from infra.worker.pool import KeyPool
+from infra.worker.routing import path_is_contained
+from infra.worker.scrubbing import error_document, scrubbed_headers
+from infra.worker.verdicts import (
     RATE_LIMITED_COOLDOWN_MS,
     REJECTED_COOLDOWN_MS,
-    ClientRequest,
-    Isolate,
-    KeyPool,
-    UpstreamRequest,
-    UpstreamResponse,
-    WorkerConfig,
     cooldown_ms,
-    error_document,
     gateway_refusal,
     key_invalid_400,
     next_quota_day_ms,
-    parse_client_tokens,
-    path_is_contained,
     retry_after_ms,
     retry_delay_ms,
-    scrubbed_headers,
-    split_list,
 )
+from infra.worker.worker import Isolate
 
 NOW = 1_800_000_000_000
 TOKEN = "tok-test-laptop-01"

@@ -1,10 +1,11 @@
-"""The reference model (infra/worker/model.py) against every conformance case in tests/vectors/."""
+"""The reference model (infra/worker/) against every conformance case in tests/vectors/."""
 
 from __future__ import annotations
 
 import pytest
 
-from infra.worker.model import Isolate, UpstreamFailure, UpstreamRequest, UpstreamResponse
+from infra.worker.config import UpstreamFailure, UpstreamRequest, UpstreamResponse
+from infra.worker.worker import Isolate
 from tests.vectors.conformance import Case, Observed, check_attempts, check_response, load_cases
 
 CASES = load_cases()

@@ -7,17 +7,10 @@ import json
 import pytest
 
 from infra.settings import load, policy_of
-from infra.worker.model import (
-    ClientRequest,
-    FixedWindowLimiter,
-    Isolate,
-    UpstreamRequest,
-    UpstreamResponse,
-    WorkerConfig,
-    budget_exceeded_message,
-    glob_matches,
-    policy_of_client,
-)
+from infra.worker.config import ClientRequest, UpstreamRequest, UpstreamResponse, WorkerConfig
+from infra.worker.endpoints import glob_matches
+from infra.worker.policy import FixedWindowLimiter, budget_exceeded_message, policy_of_client
+from infra.worker.worker import Isolate
 
 EXPIRES_MS = 1_800_000_000_000  # 2027-01-15T08:00:00Z
 ENV = {

@@ -15,7 +15,7 @@ from infra.secret_bindings import (
     packed_bindings,
 )
 from infra.settings import GENERATED_TOKEN_LENGTH, SettingsError, load
-from infra.worker.model import split_list
+from infra.worker.auth import split_list
 
 ACCOUNT = "0123456789abcdef0123456789abcdef"
 LIMIT = WORKER_VARIABLE_LIMITS.value_bytes

@@ -18,7 +18,7 @@ from typing import Any, cast
 
 from infra.providers import CLIENT_TOKENS
 from infra.settings import Settings, load
-from infra.worker.model import ClientRequest, UpstreamFailure, UpstreamResponse, WorkerConfig
+from infra.worker.config import ClientRequest, UpstreamFailure, UpstreamResponse, WorkerConfig
 
 VECTORS = Path(__file__).parent
 ACCOUNT_ID = "0123456789abcdef0123456789abcdef"

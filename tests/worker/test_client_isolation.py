@@ -15,7 +15,7 @@ import openai
 import pytest
 
 from infra.cli.workerd import RunningWorker
-from infra.worker.model import UpstreamResponse
+from infra.worker.config import UpstreamResponse
 from tests.upstream import FakeGateway
 from tests.worker.conftest import (
     ANTHROPIC_KEYS,

@@ -12,8 +12,8 @@ import pytest
 
 from infra.cli.workerd import RunningWorker, serve_worker
 from infra.settings import load
-from infra.worker.model import next_quota_day_ms
 from infra.worker.render import render_worker
+from infra.worker.verdicts import next_quota_day_ms
 from tests.upstream import ACCOUNT_ID, FakeGateway, gateway_refusal
 from tests.worker.conftest import AUTH, OPENAI_KEYS, SECRETS, TOKEN, leaked
 

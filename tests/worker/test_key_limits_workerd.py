@@ -12,7 +12,7 @@ import pytest
 from infra.cli.workerd import serve_worker
 from infra.settings import load
 from infra.worker import key_limits
-from infra.worker.model import UpstreamResponse
+from infra.worker.config import UpstreamResponse
 from infra.worker.render import render_worker
 from tests.upstream import ACCOUNT_ID, FakeGateway, _openai_completion
 from tests.vectors.header_values import COUNTS, DURATIONS, RETRY_AFTER_MS, TIMESTAMPS
