@@ -66,6 +66,10 @@ class Endpoint:
     prompts): a body with one is refused."""
     refused_tool_prefix: str | None = None
     """`tools[]` whose `type` starts with this are server tools that run models of their own."""
+    deferred_fields: tuple[str, ...] = ()
+    """Top-level body fields that, unless `false` or `null`, run the request's work after the answer
+    AI Gateway logs (OpenAI Responses `background`: the response is created queued, without usage,
+    and generated later): refused to every client with a limit, whose budget would not see it."""
 
 
 def _openai_style(
@@ -76,6 +80,7 @@ def _openai_style(
     refused_fields: tuple[str, ...] = (),
     tool_models: tuple[tuple[str, str], ...] = (),
     refused_tool_prefix: str | None = None,
+    deferred_fields: tuple[str, ...] = (),
 ) -> tuple[Endpoint, ...]:
     """POST `<root>/<name>` for each name, each naming its model in the body's `model`, and (with
     `listing`) GET `<root>/models` and `<root>/models/{id}`."""
@@ -88,6 +93,7 @@ def _openai_style(
             tool_models=tool_models,
             refused_fields=refused_fields,
             refused_tool_prefix=refused_tool_prefix,
+            deferred_fields=deferred_fields,
         )
         for name in names
     )
@@ -128,6 +134,8 @@ ENDPOINTS: Mapping[str, tuple[Endpoint, ...]] = {
             listing=False,
             refused_fields=("prompt",),
             tool_models=(("image_generation", "model"),),
+            # platform.openai.com/docs/guides/background: `background: true` returns at once.
+            deferred_fields=("background",),
         ),
     ),
     "anthropic": _openai_style("/anthropic/v1", ("messages", "messages/count_tokens", "complete")),
@@ -467,6 +475,17 @@ def missing_model(endpoint: Endpoint, document: dict[str, object]) -> str | None
         for tool_type, key in endpoint.tool_models:
             if kind == tool_type and not _names_model(tool, key):
                 return f'a "{tool_type}" tool runs a default model: name one in its "{key}"'
+    return None
+
+
+def deferred_field(endpoint: Endpoint, document: object) -> str | None:
+    """The field of a body that defers its work past the answer the gateway logs, or None."""
+    if not isinstance(document, dict):
+        return None
+    for field in endpoint.deferred_fields:
+        value = document.get(field, False)
+        if value is not False and value is not None:
+            return field
     return None
 
 

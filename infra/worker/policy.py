@@ -23,6 +23,7 @@ from infra.worker.endpoints import (
     body_models,
     checked_name,
     client_path,
+    deferred_field,
     glob_matches,
     missing_model,
     opened,
@@ -135,6 +136,8 @@ def check_policy(
     if has_limit(policy):
         path = client_path(provider.slug, decoded_path(rest))
         refusal, endpoint, path_model = check_endpoint(client, policy, provider.slug, method, path)
+        if refusal is None and endpoint is not None and endpoint.deferred_fields:
+            refusal = check_deferred(client, endpoint, method, body, encoding)
         if refusal is not None:
             return refusal
         if policy.models is not None:
@@ -180,6 +183,35 @@ def check_endpoint(
         )
         return _policy_error(403, "endpoint_not_allowed", message), None, None
     return None, endpoint, path_model
+
+
+def check_deferred(
+    client: str, endpoint: Endpoint, method: str, body: bytes, encoding: str
+) -> Response | None:
+    """The refusal of a body that defers its work past the answer the gateway logs (Responses
+    `background`), for a client with a limit; a body that cannot be read so is refused too."""
+    if method != "POST":
+        return None
+    problem = None
+    if encoding.lower() not in IDENTITY_ENCODINGS:
+        problem = "a compressed body, which aigw cannot read"
+    else:
+        try:
+            named = deferred_field(endpoint, read_json(body))
+        except AmbiguousJson:
+            problem = "a body aigw cannot read as the provider would"
+        except UnreadableBody:
+            named = None
+        if problem is None and named is not None:
+            problem = f'"{named}"'
+    if problem is None:
+        return None
+    return _policy_error(
+        403,
+        "endpoint_not_allowed",
+        f"client {client} may not send {problem} here: with it the work may run after this "
+        "request, where AI Gateway does not count it, so no budget bounds it",
+    )
 
 
 def opened_but_uncounted(

@@ -144,4 +144,5 @@ def _endpoint(endpoint: endpoints.Endpoint) -> dict[str, Any]:
         "toolModels": [list(pair) for pair in endpoint.tool_models],
         "refusedFields": list(endpoint.refused_fields),
         "refusedToolPrefix": endpoint.refused_tool_prefix,
+        "deferredFields": list(endpoint.deferred_fields),
     }

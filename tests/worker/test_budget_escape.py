@@ -1,8 +1,8 @@
 """A client with a budget but no `models` cannot reach what AI Gateway does not count (issue 25).
 
 Through the official SDKs, the calls they have for it: minting a Realtime client secret the client
-would then use with OpenAI directly, and creating OpenAI and Anthropic batches that run after the
-request the gateway logged. Each is refused before anything goes upstream; an inference call of the
+would then use with OpenAI directly, creating OpenAI and Anthropic batches that run after the
+request the gateway logged, and a background Response (created queued, generated later). Each is refused before anything goes upstream; an inference call of the
 same client goes through.
 """
 
@@ -59,10 +59,19 @@ def _anthropic_batch(worker: RunningWorker) -> object:
     return _anthropic(worker).messages.batches.create(requests=[request])  # type: ignore[list-item]
 
 
+def _background_response(worker: RunningWorker) -> object:
+    return _openai(worker).responses.create(model="gpt-4o-mini", input="hi", background=True)
+
+
 @pytest.mark.parametrize(
     "call",
-    [_mint_realtime_secret, _openai_batch, _anthropic_batch],
-    ids=["realtime-client-secret", "openai-batch", "anthropic-message-batch"],
+    [_mint_realtime_secret, _openai_batch, _anthropic_batch, _background_response],
+    ids=[
+        "realtime-client-secret",
+        "openai-batch",
+        "anthropic-message-batch",
+        "background-response",
+    ],
 )
 def test_budget_client_cannot_reach_uncounted_endpoints(
     make_worker: MakeWorker, upstream: FakeGateway, call: Callable[[RunningWorker], object]
