@@ -2,8 +2,8 @@
 
 Through the official SDKs, the calls they have for it: minting a Realtime client secret the client
 would then use with OpenAI directly, creating OpenAI and Anthropic batches that run after the
-request the gateway logged, and a background Response (created queued, generated later). Each is refused before anything goes upstream; an inference call of the
-same client goes through.
+request the gateway logged, and a background Response (created queued, generated later). Each is
+refused before anything goes upstream; an inference call of the same client goes through.
 """
 
 from __future__ import annotations
