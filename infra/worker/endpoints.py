@@ -19,6 +19,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from infra.worker.routing import percent_decode
+
 PATH_MODEL = "{model}"
 """A template segment (or the part of one before `:<method>`) that names the model: checked."""
 PATH_MODEL_REST = "{model*}"
@@ -67,9 +69,10 @@ class Endpoint:
     refused_tool_prefix: str | None = None
     """`tools[]` whose `type` starts with this are server tools that run models of their own."""
     deferred_fields: tuple[str, ...] = ()
-    """Top-level body fields that, unless `false` or `null`, run the request's work after the answer
-    AI Gateway logs (OpenAI Responses `background`: the response is created queued, without usage,
-    and generated later): refused to every client with a limit, whose budget would not see it."""
+    """Top-level body fields, or query parameters, that (unless `false` or `null`) run the
+    request's work after the answer AI Gateway logs (OpenAI Responses `background`: the response is
+    created queued, without usage, and generated later; Workers AI `queueRequest`, its batch API):
+    refused to every client with a limit, whose budget would not see that work."""
 
 
 def _openai_style(
@@ -173,7 +176,13 @@ ENDPOINTS: Mapping[str, tuple[Endpoint, ...]] = {
     ),
     "xai": _openai_style("/xai/v1", _CHAT),
     "workers-ai": (
-        Endpoint("POST", f"/workers-ai/{PATH_MODEL_REST}", reads_body=True),
+        # developers.cloudflare.com/workers-ai/features/batch-api/: `queueRequest` queues a batch.
+        Endpoint(
+            "POST",
+            f"/workers-ai/{PATH_MODEL_REST}",
+            reads_body=True,
+            deferred_fields=("queueRequest",),
+        ),
         *_openai_style("/workers-ai/v1", ("chat/completions", "embeddings"), listing=False),
     ),
     "cerebras": _openai_style("/cerebras", ("chat/completions", "completions")),
@@ -485,6 +494,18 @@ def deferred_field(endpoint: Endpoint, document: object) -> str | None:
     for field in endpoint.deferred_fields:
         value = document.get(field, False)
         if value is not False and value is not None:
+            return field
+    return None
+
+
+def deferred_parameter(endpoint: Endpoint, query: str) -> str | None:
+    """The query parameter (its decoded name in any letter case) that defers the request's work
+    past the answer the gateway logs, unless its value is empty or `false`; or None."""
+    deferred = {field.lower(): field for field in endpoint.deferred_fields}
+    for part in query.split("&") if deferred and query else ():
+        name, _, value = part.partition("=")
+        field = deferred.get(percent_decode(name).lower())
+        if field is not None and percent_decode(value).lower() not in ("", "false"):
             return field
     return None
 

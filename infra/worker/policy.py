@@ -24,6 +24,7 @@ from infra.worker.endpoints import (
     checked_name,
     client_path,
     deferred_field,
+    deferred_parameter,
     glob_matches,
     missing_model,
     opened,
@@ -108,9 +109,10 @@ def check_policy(
     now_ms: int,
     limiter: Callable[[ClientRateLimit], FixedWindowLimiter],
     encoding: str = "",
+    query: str = "",
 ) -> Response | None:
     """The refusal of the client's policy for this request, or None when it may go upstream;
-    `encoding` is the request's `Content-Encoding`.
+    `encoding` is the request's `Content-Encoding`, `query` its raw query string.
 
     In DESIGN §4's order: expiry, provider, endpoint, models, rate limit. The rate limit is
     checked last, so refused requests never count against it; the body is parsed only when
@@ -137,7 +139,7 @@ def check_policy(
         path = client_path(provider.slug, decoded_path(rest))
         refusal, endpoint, path_model = check_endpoint(client, policy, provider.slug, method, path)
         if refusal is None and endpoint is not None and endpoint.deferred_fields:
-            refusal = check_deferred(client, endpoint, method, body, encoding)
+            refusal = check_deferred(client, endpoint, method, body, encoding, query)
         if refusal is not None:
             return refusal
         if policy.models is not None:
@@ -186,14 +188,18 @@ def check_endpoint(
 
 
 def check_deferred(
-    client: str, endpoint: Endpoint, method: str, body: bytes, encoding: str
+    client: str, endpoint: Endpoint, method: str, body: bytes, encoding: str, query: str
 ) -> Response | None:
-    """The refusal of a body that defers its work past the answer the gateway logs (Responses
-    `background`), for a client with a limit; a body that cannot be read so is refused too."""
+    """The refusal of a request that defers its work past the answer the gateway logs (Responses
+    `background`, Workers AI `queueRequest`, in the body or the query), for a client with a
+    limit; a body that cannot be read so is refused too."""
     if method != "POST":
         return None
     problem = None
-    if encoding.lower() not in IDENTITY_ENCODINGS:
+    parameter = deferred_parameter(endpoint, query)
+    if parameter is not None:
+        problem = f'"{parameter}"'
+    elif encoding.lower() not in IDENTITY_ENCODINGS:
         problem = "a compressed body, which aigw cannot read"
     else:
         try:

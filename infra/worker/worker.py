@@ -134,6 +134,7 @@ class Isolate:
             self.clock_ms(),
             self.rate_limiter,
             headers.get("content-encoding", ""),
+            query,
         )
         if refusal is not None:
             return refusal
