@@ -47,7 +47,7 @@ class ClientUse:
     policy: ClientPolicy | None
     requests: int = 0
     cost: float = 0.0
-    """Cost of the requests in the `--since` window."""
+    """Cost of the requests in the `--since`/`--until` window."""
     spent: float = 0.0
     """Cost of the requests inside the budget's window, ending now."""
 
@@ -93,12 +93,13 @@ class ClientsReport:
         return policy_of(self.settings, name)
 
     def fetch_window(self) -> Window:
-        """The logs to read: the `--since` window and every budget's window, ending now."""
+        """The logs to read: the `--since`/`--until` window and every budget's window, which
+        ends now."""
         policies = self.settings.clients.values() if self.settings else ()
         budgets = [policy.budget for policy in policies]
         windows = [budget.window for budget in [*budgets, self.budget] if budget is not None]
         start = min([self.since.start, *(self.now - timedelta(seconds=w) for w in windows)])
-        return Window(start, self.now)
+        return Window(start, max(self.since.end, self.now))
 
     def add(self, created_at: datetime, metadata: object, cost: float | None) -> None:
         """Count one logged request for its client."""
@@ -152,15 +153,19 @@ def add_command(commands: argparse._SubParsersAction[Any]) -> None:
         description=(
             "Show each client's policy from the stack file (budget, rate limit, models, "
             "providers, expiry) beside its use from the AI Gateway's logs: requests and cost "
-            "since --since, and the spend inside its budget's window ending now."
+            "in the window (--since to --until), and the spend inside its budget's window ending "
+            "now. " + api.OPERATE_ENVIRONMENT
         ),
     )
-    api.add_target_arguments(parser)
+    api.add_target_arguments(parser, "accountId, gatewayId and the clients' policies")
     parser.add_argument(
         "--since",
         default="24h",
         help="start of the window for requests and cost: a duration back from now (30m, 24h, "
         "7d, 2w) or an ISO time (default: 24h); budgets always look back their own window",
+    )
+    parser.add_argument(
+        "--until", help="end of the window for requests and cost: an ISO time (default: now)"
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object for scripts")
     parser.set_defaults(handler=api.handles_errors(run))
@@ -169,7 +174,7 @@ def add_command(commands: argparse._SubParsersAction[Any]) -> None:
 def run(args: argparse.Namespace) -> int:
     """`aigw clients`."""
     now = datetime.now(UTC)
-    since = parse_window(args.since, None, now=now)
+    since = parse_window(args.since, args.until, now=now)
     target = api.resolve_target(args)
     report = new_report(target.settings, stack_client_names(args, target), now, since)
     client = api.make_client()
@@ -256,6 +261,7 @@ def print_table(report: ClientsReport, target: api.Target) -> None:
     where = f"stack {target.stack}, " if target.stack else ""
     console.print(
         f"{where}gateway {target.gateway_id}, requests and cost since {stamp(report.since.start)}"
+        + (f" until {stamp(report.since.end)}" if report.since.end != report.now else "")
     )
     console.print(table)
     if report.budget is not None:

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from infra.cli import api, usage
+from infra.cli import api, stackstate, usage
 from infra.providers import PROVIDERS
 
 if TYPE_CHECKING:
@@ -63,8 +63,11 @@ VERDICT_COLOURS: dict[Verdict, str] = {
 HOUR = timedelta(hours=1)
 TICK_STEPS = (1, 2, 3, 6, 12, 24, 48, 96, 168, 336, 672)
 """Hours between two labelled ticks of the chart: the first that leaves about a dozen."""
-TABLE_WIDTH = 120
-"""The table's width when the output is not a terminal (rich would assume 80)."""
+UNKNOWN_PLACE = "unknown"
+"""The config entry of a key the deployed stack's `keyPlaces` does not name."""
+TABLE_WIDTH = 160
+"""The table's width when the output is not a terminal (rich would assume 80): room for every
+column, the config entry included."""
 
 
 def answer_class(log: LogListResponse) -> AnswerClass:
@@ -124,6 +127,8 @@ class KeyHealth:
     last_seen: datetime | None = None
     scopes: dict[Scope, ScopeAnswers] = field(default_factory=dict)
     """Successes and refusals by model and path: a key may be refused on some and not others."""
+    place: str | None = None
+    """Its entry in the deployed stack's config (`providerKeys.openai[2]`), when known."""
 
     def add(self, log: LogListResponse) -> None:
         """Count one logged answer."""
@@ -196,6 +201,7 @@ class KeyHealth:
                 {"model": scope.model, "path": scope.path, "since": usage.stamp(since)}
                 for scope, since in self.refused_on.items()
             ],
+            "place": self.place,
         }
 
 
@@ -207,6 +213,8 @@ class KeysReport:
     """Only this provider's logs count, when set."""
     keys: dict[tuple[str, str], KeyHealth] = field(default_factory=dict)
     without_key: int = 0
+    places: stackstate.KeyPlaces | None = None
+    """Where the keys' config entries were read from; None until `locate` is called."""
 
     def add(self, log: LogListResponse) -> None:
         """Count one log under its key, or as one without a key."""
@@ -221,6 +229,12 @@ class KeysReport:
         if found is None:
             found = self.keys[provider, key_id] = KeyHealth(provider, key_id)
         found.add(log)
+
+    def locate(self, places: stackstate.KeyPlaces) -> None:
+        """Give each key its config entry, as the deployed stack's `keyPlaces` output names it."""
+        self.places = places
+        for key in self.keys.values():
+            key.place = places.place(key.provider, key.key_id)
 
     def rows(self) -> list[KeyHealth]:
         """Worst verdict first, then by provider and key id."""
@@ -241,13 +255,21 @@ def add_command(commands: argparse._SubParsersAction[Any]) -> None:
         help="each pool key's health from the gateway's logs",
         description=(
             "Page through the AI Gateway's logs in a time window (both ends included) and count "
-            "each provider key's answers by class, with a verdict that says which key to replace."
+            "each provider key's answers by class, with a verdict that says which key to replace. "
+            + api.OPERATE_ENVIRONMENT
         ),
     )
     api.add_target_arguments(parser)
     usage.add_window_arguments(parser)
     parser.add_argument(
         "--provider", choices=sorted(PROVIDERS), help="only this provider's keys (default: all)"
+    )
+    parser.add_argument(
+        "--state",
+        type=Path,
+        metavar="FILE",
+        help="the stack's state (a pulumi stack export file), to name each key's config entry "
+        "(default: the --stack's state, when its backend is a local file://)",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object for scripts")
     parser.add_argument(
@@ -271,6 +293,10 @@ def run(args: argparse.Namespace) -> int:
     show_progress = not args.json and sys.stderr.isatty()
     for log in usage.gateway_logs(client, target, window, progress=show_progress):
         report.add(log)
+    try:
+        report.locate(stackstate.read_key_places(target.stack, Path(args.config_dir), args.state))
+    except stackstate.StackStateError as error:
+        raise api.OperateError(str(error)) from None
     if chart is not None:
         draw_chart(report, target, window, chart)
     if args.json:
@@ -300,6 +326,7 @@ def print_table(
     for name in ("requests", "ok", "rate limited", "refused", "server errors", "last status"):
         table.add_column(name, justify="right")
     table.add_column("last seen", no_wrap=True)
+    table.add_column("config entry", no_wrap=True)
     for key in report.rows():
         style = VERDICT_STYLES[key.verdict]
         table.add_row(
@@ -313,6 +340,7 @@ def print_table(
             f"{key.counts['serverErrors']:,}",
             str(key.last_status) if key.last_status is not None else "-",
             _when(key.last_seen),
+            escape(key.place or UNKNOWN_PLACE),
             # The whole line of a bad key is coloured, so it is seen before it is read.
             style=None if key.verdict == "healthy" else style,
         )
@@ -340,6 +368,15 @@ def print_table(
                 "include); keep it, and give those requests a key that has it",
                 markup=False,
             )
+    places = report.places
+    if places is not None and any(key.place is None for key in report.keys.values()):
+        console.print(
+            f"config entries: {places.hint}"
+            if places.source is None or places.hint
+            else f"a key with an {UNKNOWN_PLACE} config entry is not in the deployed stack "
+            f"({places.source}): removed from it, or another stack's",
+            markup=False,
+        )
     if report.without_key:
         console.print(
             f"{report.without_key:,} logged request(s) named no key and are not counted above "

@@ -55,7 +55,8 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
     render = commands.add_parser(
         "render",
         help="write the rendered Worker source",
-        description="Render the Worker for a stack (non-secret settings only) to stdout or FILE.",
+        description="Render the Worker for a stack (non-secret settings only) to stdout or FILE. "
+        "Environment: PULUMI_STACK (the stack, when --stack is not given).",
     )
     _add_stack(render)
     render.add_argument("-o", "--output", metavar="FILE", type=Path, help="write to FILE")
@@ -68,7 +69,8 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
             "Serve the exact rendered Worker on 127.0.0.1 in workerd until interrupted. Secret "
             f"bindings ({', '.join((PROVIDERS['openai'].binding, CLIENT_TOKENS, GATEWAY_TOKEN))}, "
             "…) come from the vars file and from environment variables of the same names, "
-            "which win. Like a deployed Worker's, a binding may go on in NAME_2, NAME_3, …"
+            "which win. Like a deployed Worker's, a binding may go on in NAME_2, NAME_3, … "
+            "Environment: those bindings, and PULUMI_STACK (the stack, when --stack is not given)."
         ),
     )
     _add_stack(dev)

@@ -108,7 +108,8 @@ def add_command(commands: argparse._SubParsersAction[Any]) -> None:
         help="requests, errors, tokens and cost from the gateway's logs",
         description=(
             "Page through the AI Gateway's logs in a time window (both ends included) and add up "
-            "requests, errors, cached answers, tokens and cost per group."
+            "requests, errors, cached answers, tokens and cost per group. "
+            + api.OPERATE_ENVIRONMENT
         ),
     )
     api.add_target_arguments(parser)

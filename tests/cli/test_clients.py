@@ -171,6 +171,18 @@ def test_since_moves_requests_and_cost_but_not_what_a_budget_spent(
     assert (laptop["requests"], laptop["cost"], laptop["spent"]) == (3, 0.3, 0.3)
 
 
+def test_until_ends_the_window_of_requests_and_cost_but_not_of_a_budget(
+    cloudflare_api: FakeCloudflare, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--until an hour ago leaves out laptop's recent requests, not what its budget spent."""
+    write_stack(STACK)
+    seed(cloudflare_api)
+    until = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    laptop = by_name(clients_json(capsys, "--since", "7d", "--until", until))["laptop"]
+    # Only the 2-hour-old request is inside; the budget still counts its own hour up to now.
+    assert (laptop["requests"], laptop["cost"], laptop["spent"]) == (1, 0.4, 0.3)
+
+
 def test_logs_are_read_back_as_far_as_the_longest_budget(
     cloudflare_api: FakeCloudflare, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -34,6 +34,7 @@ FIELDS = [
     "lastSeen",
     "verdict",
     "refusedOn",
+    "place",
 ]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 ANSI_CODE = re.compile(r"\x1b\[[0-9;]*m")
@@ -105,6 +106,7 @@ REPLACE_ROW = {
     "refusedOn": [
         {"model": "gpt-4o-mini", "path": "chat/completions", "since": "2026-11-28T10:20:00.000Z"}
     ],
+    "place": None,
 }
 RATE_LIMITED_ROW = {
     "provider": "anthropic",
@@ -118,6 +120,7 @@ RATE_LIMITED_ROW = {
     "lastSeen": "2026-11-28T11:24:00.000Z",
     "verdict": "rate-limited",
     "refusedOn": [],
+    "place": None,
 }
 HEALTHY_ROW = {
     "provider": "openai",
@@ -131,6 +134,7 @@ HEALTHY_ROW = {
     "lastSeen": "2026-11-28T09:58:00.000Z",
     "verdict": "healthy",
     "refusedOn": [],
+    "place": None,
 }
 
 
@@ -441,13 +445,15 @@ def test_keys_table_puts_keys_to_replace_first_and_in_red(
 def test_keys_table_shows_each_key_with_its_counts(
     cloudflare_api: FakeCloudflare, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """The plain table lists every count, the last status and when the key was last seen."""
+    """The plain table lists every count, the last status, when the key was last seen and its
+    config entry (unknown here: no stack was given)."""
     seed_pool(cloudflare_api)
     lines = run(capsys, *WINDOW).splitlines()
     assert lines[0] == f"gateway {GATEWAY_ID}, 2026-11-28T00:00:00.000Z to 2026-11-29T00:00:00.000Z"
     revoked = next(line for line in lines if "5e6f7a8b" in line)
     assert revoked.split() == [
         "openai", "5e6f7a8b", "replace", "30", "20", "0", "10", "0", "401", "11-28", "10:29Z",
+        "unknown",
     ]  # fmt: skip
     healthy = next(line for line in lines if "1a2b3c4d" in line)
     assert healthy.split()[2:9] == ["healthy", "60", "50", "6", "0", "4", "200"]

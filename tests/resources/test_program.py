@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,9 +21,11 @@ from pulumi_harness import (
     run_program,
 )
 
+import infra.resources.component
 import infra.worker
 import infra.worker.render
 from infra.settings import load
+from infra.worker.pool import key_id
 from tests.cloudflare_fake import WORKERS_SUBDOMAIN, FakeCloudflare
 
 GATEWAY = "cloudflare:index/aiGateway:AiGateway"
@@ -271,8 +275,30 @@ def test_outputs_of_a_default_stack() -> None:
         "url": url,
         "openaiBaseUrl": f"{url}/v1",
         "clientTokens": {"default": GENERATED_CLIENT_TOKEN},
+        "keyPlaces": {
+            "openai": {
+                key_id(OPENAI_KEYS[0]): "providerKeys.openai[0]",
+                key_id(OPENAI_KEYS[1]): "providerKeys.openai[1]",
+            }
+        },
     }
     assert run.secret_outputs == {"clientTokens"}
+
+
+def test_key_places_name_each_keys_config_entry_and_never_a_key() -> None:
+    """keyPlaces maps the id `aigw keys` shows to `providerKeys.<provider>[<index>]`, in clear,
+    and holds no key: the ids are what the gateway's logs already carry."""
+    run = run_program(FULL)
+    assert run.outputs["keyPlaces"] == {
+        "openai": {
+            key_id("sk-test-a"): "providerKeys.openai[0]",
+            key_id("sk-test-b"): "providerKeys.openai[1]",
+        },
+        "anthropic": {key_id("sk-ant-test-c"): "providerKeys.anthropic[0]"},
+    }
+    assert "keyPlaces" not in run.secret_outputs
+    exported = json.dumps(run.outputs["keyPlaces"])
+    assert not any(key in exported for key in [*OPENAI_KEYS, *ANTHROPIC_KEYS])
 
 
 def test_configured_client_tokens_are_exported_as_a_secret() -> None:
@@ -447,3 +473,36 @@ def test_the_default_client_keeps_its_token_resource() -> None:
     run = run_program(MINIMAL | {"clients": {"default": {"models": ["gpt-4o-mini"]}}})
     assert [password.name for password in run.of_type(PASSWORD)] == ["aigw-client-token"]
     assert run.outputs["clientTokens"] == {"default": GENERATED_CLIENT_TOKEN}
+
+
+def test_the_rotation_page_names_the_generated_tokens_urn() -> None:
+    """`pulumi up --replace` on the docs' URN replaces alice's generated token on stack dev: the
+    URN the page gives is the one the program registers."""
+    page = Path(__file__).resolve().parents[2] / "docs" / "operate" / "replace-keys.md"
+    [shown] = re.findall(r"--replace '([^']+)'", page.read_text(encoding="utf-8"))
+    run = run_program(POLICY_CONFIG, stack="dev")
+    [alice] = [p for p in run.of_type(PASSWORD) if p.name == "aigw-client-token-alice"]
+    assert shown == alice.urn
+
+
+def test_new_worker_code_is_an_update_of_the_scripts_content_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An aigw upgrade that changes the Worker's code changes one input of one resource, the
+    script's content, and no identity: `pulumi preview` shows an update in place (docs/upgrade)."""
+    before = names_and_inputs(run_program(FULL))
+    rendered = infra.resources.component.render_worker
+    monkeypatch.setattr(
+        infra.resources.component,
+        "render_worker",
+        lambda settings: rendered(settings) + "\n// the next version\n",
+    )
+    after = names_and_inputs(run_program(FULL))
+    assert before.keys() == after.keys()
+    changed = {
+        (key, name)
+        for key, inputs in after.items()
+        for name in inputs.keys() | before[key].keys()
+        if inputs.get(name) != before[key].get(name)
+    }
+    assert changed == {((SCRIPT, "aigw-worker"), "content")}
