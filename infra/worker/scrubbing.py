@@ -168,7 +168,7 @@ def _folded(code: int) -> int:
 def scrubbed(answer: UpstreamResponse, secrets: tuple[str, ...]) -> UpstreamResponse:
     """An upstream answer as it may reach the client: headers scrubbed, and a body the Worker read
     (`error_body_read`) with every pool key and the gateway token redacted, whatever its status."""
-    headers = scrubbed_headers(answer.headers, secrets)
+    headers = scrubbed_headers(answer.headers, secrets, thorough=answer.status >= 400)
     body = answer.body
     if error_body_read(answer.status, answer.headers):
         body = redacted(body, secret_forms(secrets))
@@ -177,16 +177,30 @@ def scrubbed(answer: UpstreamResponse, secrets: tuple[str, ...]) -> UpstreamResp
     return UpstreamResponse(answer.status, headers, body)
 
 
-def scrubbed_headers(headers: Mapping[str, str], secrets: tuple[str, ...]) -> dict[str, str]:
-    """An upstream's response headers without CORS headers and without any header quoting a secret.
+def scrubbed_headers(
+    headers: Mapping[str, str], secrets: tuple[str, ...], *, thorough: bool = False
+) -> dict[str, str]:
+    """An upstream's response headers without CORS headers and without any header quoting a secret
+    (with `thorough`, an error answer's, however it is written: `secret_end`).
 
     CORS is the Worker's alone to grant (an upstream's `access-control-allow-origin: *` would
     open a listed-origins Worker to every page), and a header echoing the pool key or the
     gateway token must not reach the client.
     """
+    forms = secret_forms(secrets) if thorough else ()
     return {
         name: value
         for name, value in headers.items()
         if not name.startswith(CORS_HEADER_PREFIX)
         and not any(secret in value for secret in secrets if secret)
+        and not (forms and quotes_secret(value.encode(), forms))
     }
+
+
+def quotes_secret(data: bytes, forms: tuple[bytes, ...]) -> bool:
+    """Whether `data` quotes one of `forms` anywhere, however written (`secret_end`)."""
+    starts = secret_starts(forms)
+    return any(
+        data[at] in starts and any(secret_end(data, at, form) != -1 for form in forms)
+        for at in range(len(data))
+    )
