@@ -107,6 +107,29 @@ def test_redaction_prefers_the_longest_secret_at_each_place() -> None:
     assert redacted(b"nothing here", forms) == b"nothing here"
 
 
+@pytest.mark.parametrize(
+    ("quoted", "hidden"),
+    [
+        (b"sk-ab/c", True),
+        (b"SK-AB/C", True),
+        (b"\\u0073k-ab\\/c", True),
+        (b"\\U0073k-ab/c", False),
+        (b"\\x73k\\x2dab/c", True),
+        (b"%73k%2Dab%2fc", True),
+        (b"&#115;k-ab&#x2F;c", True),
+        (b"&#0000115;k-ab/c", True),
+        (b"&#00000115;k-ab/c", False),
+        (b"s k-ab/c", False),
+        (b"sk-ab/", False),
+    ],
+)
+def test_redaction_finds_a_secret_however_written(quoted: bytes, hidden: bool) -> None:
+    """Each character as is in either case, JSON or JavaScript escaped, percent-encoded or an
+    HTML reference (up to seven decimal digits) is the secret; a near miss is not."""
+    body = b"<" + quoted + b">"
+    assert (redacted(body, secret_forms(("sk-ab/c",))) == b"<[redacted]>") is hidden
+
+
 def test_no_counted_endpoint_is_closed_as_uncounted() -> None:
     """The uncounted endpoints are outside the table: no table path (its slots filled with a
     plausible name) matches one, so closing them never closes an inference endpoint."""
