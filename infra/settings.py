@@ -195,6 +195,18 @@ SCALAR_SETTINGS: Mapping[str, ScalarSetting] = MappingProxyType(
                 "prompts and responses. Needs aigw:collectLogs."
             ),
         ),
+        # The Worker's own cache key (infra/worker/headers.py cache_key); the gateway's cache is
+        # keyed by it alone, so a key without the client's name is one entry for every client.
+        "cacheScope": ScalarSetting(
+            default="client",
+            choices=("client", "shared"),
+            description=(
+                "Whose requests share a gateway cache entry (with aigw:cacheTtl above 0): client "
+                "(the default), each client only its own, or shared, one entry per request for "
+                "every client. Shared lets a client learn whether another client sent exactly the "
+                "same request (a cache hit) and receive that client's answer."
+            ),
+        ),
         # terraform-provider-cloudflare internal/services/ai_gateway/schema.go: "postpaid" bills
         # the account through Workers AI, "unified" deducts AI Gateway credits; the provider's
         # default is "postpaid".
@@ -400,14 +412,17 @@ CLIENT_POLICY_FIELDS: Mapping[str, PolicyField] = MappingProxyType(
         ),
         "endpoints": PolicyField(
             "list of strings",
-            'with `models` only: one or more `"METHOD /path-glob"`, METHOD '
+            "with `models`, `providers`, `rateLimit` or `budget`: one or more "
+            '`"METHOD /path-glob"`, METHOD '
             + ", ".join(f"`{method}`" for method in ENDPOINT_METHODS)
             + f", the path as the client sends it (`{OPENAI_CLIENT_ROOT}/...` for OpenAI, "
             f"`/<provider>/...` for the others) where `*` matches anything, at most "
             f"{MAX_ENDPOINT_LENGTH} printable characters without spaces, `?` or `#`",
-            'More endpoints a client with `models` may call, e.g. `"GET /v1/files/*"`; on '
-            "one of them only the models a JSON body names are checked. Enforced by the Worker "
-            "(`403 endpoint_not_allowed`).",
+            "More endpoints a client with a limit may call besides the inference endpoints whose "
+            'use AI Gateway counts and the model listings, e.g. `"GET /v1/files/*"`; an endpoint '
+            "the gateway does not count (batches, realtime client secrets, ...) only by an entry "
+            "that names it. On an opened endpoint only the models a JSON body names are checked. "
+            "Enforced by the Worker (`403 endpoint_not_allowed`).",
         ),
     }
 )
@@ -492,7 +507,7 @@ class ClientPolicy:
     expires: datetime | None = None
     """When every token of the client stops working; timezone-aware, in UTC."""
     endpoints: tuple[tuple[str, str], ...] | None = None
-    """(method or `*`, path glob) pairs a client with `models` may call besides the inference
+    """(method or `*`, path glob) pairs a client with a limit may call besides the inference
     endpoints and model listings aigw knows (DESIGN §2); OpenAI paths as `/v1/...`."""
 
 
@@ -1038,12 +1053,13 @@ class _Reader:
             )
         models = _model_patterns(f"{key}.models", fields.get("models"))
         endpoints = _endpoints(f"{key}.endpoints", fields.get("endpoints"), providers)
-        if endpoints is not None and models is None:
+        limits = ("models", "providers", "rateLimit", "budget")
+        if endpoints is not None and all(fields.get(name) is None for name in limits):
             _fail(
                 f"{key}.endpoints",
-                f"{_show(fields['endpoints'])} for a client without models",
-                "endpoints opens endpoints to a client with models; a client without models "
-                "may already call every endpoint",
+                f"{_show(fields['endpoints'])} for a client without a limit",
+                "endpoints opens endpoints to a client with models, providers, rateLimit or "
+                "budget; a client without any may already call every endpoint",
             )
         return ClientPolicy(
             models=models,

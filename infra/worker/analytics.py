@@ -123,9 +123,12 @@ OWN_OUTCOMES: dict[str, Outcome] = {
     "invalid_path": "bad_request",
     "method_not_allowed": "bad_request",
     "body_too_large": "bad_request",
+    # A binding the Worker needs is missing: the deployment's fault, not the client's.
+    "no_provider_keys": "worker_error",
+    "rate_limit_unavailable": "worker_error",
 }
-"""The outcome of each error code the Worker answers with itself; any other code (a missing
-binding: `no_provider_keys`, `rate_limit_unavailable`) is `worker_error`."""
+"""The outcome of each error code the Worker answers with itself (infra/worker/errors.py lists
+them all); a code it does not know is `worker_error`."""
 REFUSED_STATUSES = frozenset({401, 402, 403})
 
 

@@ -23,7 +23,7 @@ from infra.worker import (
 )
 from infra.worker import policy as client_policy
 from infra.worker.config import UPSTREAM_TIMEOUT_MS, WorkerConfig
-from infra.worker.policy import budget_text, expiry_text
+from infra.worker.policy import budget_text, expiry_text, has_limit
 
 COMPATIBILITY_DATE = "2026-11-01"
 """The Workers compatibility date the Worker is written and tested against (workerd in package.json
@@ -112,6 +112,9 @@ def render_config(config: WorkerConfig) -> str:
         "scrubbing": scrubbing,
         "secret_bindings": secret_bindings,
         "verdicts": verdicts,
+        "uncounted_endpoints": [
+            {"path": closed.path, "name": closed.name} for closed in endpoints.UNCOUNTED_ENDPOINTS
+        ],
     }
     return _environment().get_template(TEMPLATE).render(context)
 
@@ -129,6 +132,7 @@ def _policy(policy: ClientPolicy) -> dict[str, Any]:
         else {"binding": rate_limit_binding(rate), "limit": rate.limit, "period": rate.period},
         "budget": None if policy.budget is None else budget_text(policy.budget),
         "endpoints": None if policy.endpoints is None else [list(e) for e in policy.endpoints],
+        "limited": has_limit(policy),
     }
 
 
@@ -142,4 +146,5 @@ def _endpoint(endpoint: endpoints.Endpoint) -> dict[str, Any]:
         "toolModels": [list(pair) for pair in endpoint.tool_models],
         "refusedFields": list(endpoint.refused_fields),
         "refusedToolPrefix": endpoint.refused_tool_prefix,
+        "deferredFields": list(endpoint.deferred_fields),
     }

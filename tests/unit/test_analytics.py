@@ -7,6 +7,7 @@ from typing import Any, get_args
 import pytest
 
 from infra.worker import analytics
+from infra.worker.errors import WORKER_ERRORS
 from tests.vectors.analytics_cases import (
     BODIES,
     LONG,
@@ -55,3 +56,9 @@ def test_columns_are_named_in_one_place() -> None:
 def test_model_a_body_names(case: dict[str, Any]) -> None:
     """The model is found at either end of a body without parsing it, or not at all."""
     assert analytics.body_model(body_of(case).encode()) == case["model"]
+
+
+def test_every_error_of_the_worker_has_its_outcome() -> None:
+    """Each code of the Worker's error table is mapped, so a new code cannot hide as a
+    `worker_error` in the reports unnoticed."""
+    assert set(analytics.OWN_OUTCOMES) == {error.code for error in WORKER_ERRORS}
