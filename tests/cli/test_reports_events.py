@@ -263,3 +263,18 @@ def test_a_dataset_that_is_no_identifier_is_refused_before_any_call(
     err = capsys.readouterr().err
     assert err.startswith("aigw: error: --dataset ") and err.count("\n") == 1
     assert api_env.sql == [] and api_env.graphql == []
+
+
+def test_a_stack_without_analytics_points_to_the_logs(
+    api_env: FakeCloudflare, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With `aigw:analytics: false` the Worker records nothing: the reports say to read the logs
+    instead, in one sentence and without an API call."""
+    Path("Pulumi.dev.yaml").write_text(
+        f"config:\n  aigw:accountId: {ACCOUNT_ID}\n  aigw:analytics: false\n", encoding="utf-8"
+    )
+    for command in ("usage", "keys", "clients"):
+        assert main([command, "--stack", "dev"]) == 1
+        err = capsys.readouterr().err
+        assert "aigw:analytics false" in err and "--source logs" in err and err.count("\n") == 1
+    assert api_env.sql == []
