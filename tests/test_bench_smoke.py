@@ -182,3 +182,18 @@ def test_pool_simulation_keeps_the_goals_in_virtual_time(tmp_path: Path) -> None
     assert overload["goodput_over_capacity"] >= 0.95
     assert overload["attempts_per_request"] <= 1.10
     assert overload["client_429_retry_after_late"] == 0
+
+
+def test_reports_bench_counts_calls_and_checks_unsampled_counts() -> None:
+    """`python -m bench.reports` runs each report from the events in at most 2 API calls, and
+    without sampling `usage` counts exactly the request points recorded."""
+    command = [sys.executable, "-m", "bench.reports", "--requests", "3000", "--logs", "60"]
+    done = subprocess.run(
+        command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=180, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = [line.split() for line in done.stdout.splitlines()]
+    events = [row for row in rows if len(row) > 4 and row[-4] in ("events", "unsampled")]
+    assert len(events) == 8 and all(int(row[-2]) <= 2 for row in events)
+    assert [row for row in rows if row[-4:-3] == ["logs"] and row[-3] == "60"]
+    assert "equal" in done.stdout.splitlines()[-1]

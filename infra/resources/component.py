@@ -60,7 +60,7 @@ class AigwGateway(pulumi.ComponentResource):
         # Every client is known here (tokens come only from config), so a "*" budget becomes one
         # spend-limit rule per client without an entry of its own.
         every_client = client_names(settings, secrets)
-        ai_gateway = gateway.create_gateway(name, settings, every_client, self)
+        ai_gateway = gateway.create_gateway(name, settings, every_client, self, secrets.otels)
 
         # The token the Worker sends upstream: the configured one, or one created for this gateway.
         token_resources: list[pulumi.Resource] = []
@@ -104,6 +104,7 @@ class AigwGateway(pulumi.ComponentResource):
                     lambda values: [
                         *script.secret_bindings(provider_keys, values[0], values[1]),
                         *script.rate_limit_binding_args(settings),
+                        *script.analytics_binding_args(settings),
                     ]
                 )
             )

@@ -10,6 +10,7 @@ import jinja2
 from infra import secret_bindings
 from infra.settings import ClientPolicy, Settings, rate_limit_binding
 from infra.worker import (
+    analytics,
     answers,
     auth,
     cors,
@@ -99,6 +100,7 @@ def render_config(config: WorkerConfig) -> str:
         "endpoint_table": endpoint_table,
         "policies": policies,
         # Each concern's module, for the constants its template renders (`{{ routing.ALLOW }}`).
+        "analytics": analytics,
         "answers": answers,
         "auth": auth,
         "cors": cors,

@@ -99,7 +99,7 @@ def checkpoint(places: object) -> dict[str, Any]:
 
 def places_by_id(capsys: pytest.CaptureFixture[str], *options: str) -> dict[str, Any]:
     """Run `aigw keys --json` and map each key id to the config entry it names."""
-    assert main(["keys", "--json", *options]) == 0
+    assert main(["keys", "--json", "--source", "logs", *options]) == 0
     captured = capsys.readouterr()
     rows = json.loads(captured.out)["keys"]
     every_key = [*OPENAI_KEYS, *ANTHROPIC_KEYS, REMOVED_KEY]
@@ -126,7 +126,7 @@ def test_keys_table_shows_the_entry_to_replace_and_says_what_unknown_means(
 ) -> None:
     """The revoked key's line ends with its entry; a key the stack no longer holds is unknown."""
     state = local_state(project, checkpoint(deployed_places()))
-    assert main(["keys", "--stack", "dev"]) == 0
+    assert main(["keys", "--stack", "dev", "--source", "logs"]) == 0
     lines = capsys.readouterr().out.splitlines()
     revoked = next(line for line in lines if key_id(OPENAI_KEYS[1]) in line)
     assert revoked.split()[2] == "replace" and revoked.split()[-1] == "providerKeys.openai[1]"
@@ -156,7 +156,7 @@ def test_keys_without_a_local_state_say_how_to_name_entries(
     """Another backend (or no deployment yet): every entry is unknown, with the export hint."""
     monkeypatch.setenv("PULUMI_BACKEND_URL", "https://api.pulumi.com")
     assert set(places_by_id(capsys, "--stack", "dev").values()) == {None}
-    assert main(["keys", "--stack", "dev"]) == 0
+    assert main(["keys", "--stack", "dev", "--source", "logs"]) == 0
     text = " ".join(capsys.readouterr().out.split())
     assert "pulumi stack export --stack dev --file FILE" in text and "--state FILE" in text
 
@@ -165,7 +165,7 @@ def test_keys_of_a_stack_not_deployed_from_here_say_where_they_looked(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The local backend holds no state for the stack: the hint names the folder it read."""
-    assert main(["keys", "--stack", "dev"]) == 0
+    assert main(["keys", "--stack", "dev", "--source", "logs"]) == 0
     text = " ".join(capsys.readouterr().out.split())
     folder = project / "home" / ".pulumi" / "stacks"
     assert f"stack dev has no state in {folder} (not deployed from here?)" in text
@@ -177,7 +177,7 @@ def test_keys_of_a_stack_deployed_before_key_places_say_so(
 ) -> None:
     """A state without the keyPlaces output asks for `make up` with this version."""
     local_state(project, checkpoint(None))
-    assert main(["keys", "--stack", "dev"]) == 0
+    assert main(["keys", "--stack", "dev", "--source", "logs"]) == 0
     assert "no keyPlaces output yet" in capsys.readouterr().out
 
 
@@ -187,6 +187,6 @@ def test_keys_with_a_broken_state_file_is_one_clear_sentence(
     """A state file that is not JSON stops with one sentence naming it."""
     path = local_state(project, checkpoint(deployed_places()))
     path.write_text("{not json", encoding="utf-8")
-    assert main(["keys", "--stack", "dev"]) == 1
+    assert main(["keys", "--stack", "dev", "--source", "logs"]) == 1
     error = capsys.readouterr().err
     assert "aigw: error: cannot read the stack state" in error and "Traceback" not in error

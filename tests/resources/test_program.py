@@ -106,6 +106,8 @@ def test_gateway_inputs_follow_settings() -> None:
         "logManagement": 100000,
         "logManagementStrategy": "DELETE_OLDEST",
         "spendLimits": {"enabled": False, "rules": []},
+        "logpush": False,
+        "otels": gateway.inputs["otels"],
         # Set explicitly even at their defaults: the gateway's own retries off, and the rest.
         "retryMaxAttempts": 1,
         "retryDelay": 0,
@@ -114,6 +116,8 @@ def test_gateway_inputs_follow_settings() -> None:
         "workersAiBillingMode": "postpaid",
         "byokOnly": False,
     }
+    # No exporter: an empty list, still a secret, so that removing the setting removes it.
+    assert is_secret_input(gateway.inputs["otels"]) and reveal(gateway.inputs["otels"]) == []
     assert not gateway.protect
 
 
@@ -169,6 +173,7 @@ def test_bindings_are_secret_and_hold_every_secret() -> None:
             "text": "laptop:laptop-token-0123456789\nci:ci-token-0123456789abc",
         },
         {"name": "GATEWAY_TOKEN", "type": "secret_text", "text": GATEWAY_TOKEN},
+        {"name": "ANALYTICS", "type": "analytics_engine", "dataset": "team_worker"},
     ]
 
 
@@ -179,7 +184,7 @@ def test_no_secret_in_the_rendered_script(config: dict[str, object]) -> None:
     script = run.one(SCRIPT).inputs
     assert not is_secret_input(script["content"])
     content = script["content"]
-    for binding in reveal(script["bindings"]):
+    for binding in [b for b in reveal(script["bindings"]) if "text" in b]:
         for line in binding["text"].split("\n"):
             secret = line.split(":", 1)[-1]
             assert secret and secret not in content, binding["name"]
@@ -192,7 +197,7 @@ def test_generated_client_token_is_long_and_binding_safe() -> None:
     run = run_program(MINIMAL)
     password = run.one(PASSWORD).inputs
     assert password == {"length": 48, "special": False}
-    text = {b["name"]: b["text"] for b in reveal(run.one(SCRIPT).inputs["bindings"])}
+    text = {b["name"]: b["text"] for b in reveal(run.one(SCRIPT).inputs["bindings"]) if "text" in b}
     assert text["CLIENT_TOKENS"] == f"default:{GENERATED_CLIENT_TOKEN}"
 
 
@@ -207,7 +212,7 @@ def test_created_gateway_token_is_scoped_to_ai_gateway_run_on_this_account() -> 
     assert policy["effect"] == "allow"
     assert policy["permissionGroups"] == [{"id": RUN_GROUP_ID}]
     assert json.loads(policy["resources"]) == {f"com.cloudflare.api.account.{ACCOUNT}": "*"}
-    text = {b["name"]: b["text"] for b in reveal(run.one(SCRIPT).inputs["bindings"])}
+    text = {b["name"]: b["text"] for b in reveal(run.one(SCRIPT).inputs["bindings"]) if "text" in b}
     assert text["GATEWAY_TOKEN"] == CREATED_GATEWAY_TOKEN
 
 
@@ -506,3 +511,46 @@ def test_new_worker_code_is_an_update_of_the_scripts_content_only(
         if inputs.get(name) != before[key].get(name)
     }
     assert changed == {((SCRIPT, "aigw-worker"), "content")}
+
+
+OTEL = {"url": "https://otel.example.com/v1/traces", "headers": {"x-team": "sk-test-otel-header"}}
+
+
+def test_analytics_binds_a_dataset_per_stack_and_can_be_turned_off() -> None:
+    """By default the Worker gets an `analytics_engine` binding to a dataset named after its
+    stack's Worker; `analytics: false` removes it (and with it the Worker's events)."""
+
+    def analytics(config: dict[str, object], stack: str = "dev") -> list[dict[str, Any]]:
+        bindings = reveal(run_program(config, stack=stack).one(SCRIPT).inputs["bindings"])
+        return [b for b in bindings if b["type"] == "analytics_engine"]
+
+    assert analytics(MINIMAL) == [
+        {"name": "ANALYTICS", "type": "analytics_engine", "dataset": "aigw_dev"}
+    ]
+    assert analytics(MINIMAL, stack="prod")[0]["dataset"] == "aigw_prod"
+    assert analytics(MINIMAL | {"analytics": "false"}) == []
+
+
+def test_otels_reach_the_gateway_as_a_secret() -> None:
+    """Each OpenTelemetry exporter reaches the AI Gateway's `otels`, kept secret as a whole."""
+    exporter = OTEL | {"authorization": "Bearer sk-test-otel-auth", "contentType": "protobuf"}
+    gateway = run_program(MINIMAL | {"otels": json.dumps([exporter, OTEL])}).one(GATEWAY)
+    assert is_secret_input(gateway.inputs["otels"])
+    assert reveal(gateway.inputs["otels"]) == [
+        {
+            "url": OTEL["url"],
+            "headers": OTEL["headers"],
+            "authorization": "Bearer sk-test-otel-auth",
+            "contentType": "protobuf",
+        },
+        {"url": OTEL["url"], "headers": OTEL["headers"], "contentType": "json"},
+    ]
+
+
+def test_logpush_sets_the_gateway_public_key() -> None:
+    """`logpush` turns the gateway's Logpush on with its public key; unset, it is off."""
+    key = "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA\n-----END PUBLIC KEY-----"
+    gateway = run_program(MINIMAL | {"logpush": {"publicKey": key}}).one(GATEWAY)
+    assert (gateway.inputs["logpush"], gateway.inputs["logpushPublicKey"]) == (True, key)
+    default = run_program(MINIMAL).one(GATEWAY)
+    assert default.inputs["logpush"] is False and "logpushPublicKey" not in default.inputs
