@@ -6,6 +6,7 @@ VENV := .venv
 PYTHON := $(VENV)/bin/python
 PY_STAMP := $(VENV)/.installed-dev
 NODE_STAMP := node_modules/.installed
+MERMAID_JS := docs/assets/javascripts/mermaid.min.js
 
 .PHONY: up destroy preview test install docs
 
@@ -26,7 +27,7 @@ destroy:
 test: install
 	$(PYTHON) -m pytest
 
-install: $(PY_STAMP) $(NODE_STAMP)
+install: $(PY_STAMP) $(NODE_STAMP) $(MERMAID_JS)
 
 # Serve the documentation site on http://127.0.0.1:8000, rebuilt on every change; the reference
 # pages are generated first (python -m infra.cli.reference).
@@ -43,3 +44,8 @@ $(PY_STAMP): requirements.txt requirements-dev.txt requirements-docs.txt pyproje
 $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $@
+
+# The site's diagrams draw without a network: Mermaid (pinned in package.json) is served with it.
+$(MERMAID_JS): $(NODE_STAMP)
+	mkdir -p $(@D)
+	cp node_modules/mermaid/dist/mermaid.min.js $@

@@ -53,3 +53,5 @@ pulumi.export("workerName", aigw.worker_name)
 pulumi.export("url", aigw.url)
 pulumi.export("openaiBaseUrl", aigw.openai_base_url)
 pulumi.export("clientTokens", aigw.client_tokens)
+# Which config entry each key id (as `aigw keys` shows it) is: how a key to replace is found.
+pulumi.export("keyPlaces", aigw.key_places)

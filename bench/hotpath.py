@@ -54,7 +54,13 @@ const HEADERS = {
   "user-agent": "OpenAI/Python 1.0",
   "x-stainless-lang": "python",
 };
+// With --analytics, an Analytics Engine binding that keeps the last data point: the Worker's own
+// work for its events is measured (the event, the point, the call), not workerd's delivery.
+let lastPoint = null;
 const ENV = %(env)s;
+if (%(analytics)s) {
+  ENV.ANALYTICS = { writeDataPoint(point) { lastPoint = point; } };
+}
 
 export default {
   async fetch(request) {
@@ -83,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     workers[RECIPE] = BASELINE_SOURCE.read_text().replace("__TARGET_BASE__", "http://gw/openai")
     names = [*workers, NULL]
     cpu: dict[str, list[float]] = {name: [] for name in names}
-    module = harness(workers, args.rate_limit_headers)
+    module = harness(workers, args.rate_limit_headers, args.analytics)
     with serve_worker(module, {}) as worker, httpx.Client(timeout=600) as client:
 
         def run(name: str, calls: int) -> float:
@@ -131,6 +137,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--json", type=Path, help="write every round's figures here")
     parser.add_argument(
+        "--analytics",
+        action="store_true",
+        help="give the Workers an Analytics Engine binding (a stub that keeps the last data "
+        "point), so the cost of writing the Worker's events is in the figures",
+    )
+    parser.add_argument(
         "--rate-limit-headers",
         action="store_true",
         help="the stubbed upstream answers with OpenAI's x-ratelimit-* headers, as OpenAI does",
@@ -149,7 +161,9 @@ RATE_LIMIT_HEADERS = {
 """What OpenAI's answers carry (`--rate-limit-headers`): every one is read by aigw's Worker."""
 
 
-def harness(workers: dict[str, str], rate_limit_headers: bool = False) -> str:
+def harness(
+    workers: dict[str, str], rate_limit_headers: bool = False, analytics: bool = False
+) -> str:
     """One module holding each Worker, its `fetch` stubbed, and a handler that loops over one.
 
     With `rate_limit_headers`, the stub answers with OpenAI's rate-limit headers, as real ones
@@ -180,6 +194,7 @@ def harness(workers: dict[str, str], rate_limit_headers: bool = False) -> str:
         "body": json.dumps(json.dumps(chat_body(False))),
         "authorization": json.dumps(f"Bearer {CLIENT_TOKEN}"),
         "env": json.dumps(env),
+        "analytics": json.dumps(analytics),
     }
 
 

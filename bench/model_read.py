@@ -1,13 +1,13 @@
-"""What reading the model of every request costs the Worker: `bodyModel`, the routing read.
+"""What reading the model of every request costs the Worker: `topLevelModel`, the routing read.
 
 `python -m bench.model_read [--reads N]` renders the Worker and serves it in workerd with a small
-harness that runs the Worker's own `bodyModel` (the read of the body's top-level `model` without a
-parse) N times over a body, or `JSON.parse` as often (what the policy check's full parse starts
-with), or nothing. Bodies of about 2 KB and 1 MB, the model last as the official openai and
-anthropic SDKs write it (after `messages`, so the read walks the whole body), and 1 MB in 8,000
-messages (the most strings and structure to walk). workerd's own clock stands still while code
-runs, so the cost is its CPU time (user + system, from /proc) over the N reads, less that of a
-request that reads nothing, per read. Everything binds to 127.0.0.1 and stops by itself.
+harness that runs the Worker's own `topLevelModel` (the read of the body's top-level `model`
+without a parse) N times over a body, or `JSON.parse` as often (what the policy check's full
+parse starts with), or nothing. Bodies of about 2 KB and 1 MB, the model last as the official
+openai and anthropic SDKs write it (after `messages`, so the read walks the whole body), and 1 MB
+in 8,000 messages (the most strings and structure to walk). workerd's own clock stands still
+while code runs, so the cost is its CPU time (user + system, from /proc) over the N reads, less
+that of a request that reads nothing, per read. Everything binds to 127.0.0.1 and stops by itself.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ export default {
     const body = new Uint8Array(await request.arrayBuffer());
     let found = null;
     if (url.pathname === "/model") {
-      for (let n = 0; n < reads; n++) found = bodyModel(body);
+      for (let n = 0; n < reads; n++) found = topLevelModel(body);
     } else if (url.pathname === "/parse") {
       for (let n = 0; n < reads; n++) found = JSON.parse(new TextDecoder().decode(body)).model;
     }
@@ -78,7 +78,7 @@ def main() -> None:
             for path in ("/model", "/parse", "/none"):
                 cpu_ms(path, body, 3)  # warm-up: the JIT, the body's first copy
             idle = min(cpu_ms("/none", body, count) for _ in range(3))
-            for path, name in (("/model", "bodyModel"), ("/parse", "JSON.parse")):
+            for path, name in (("/model", "topLevelModel"), ("/parse", "JSON.parse")):
                 spent = min(cpu_ms(path, body, count) for _ in range(3)) - idle
                 print(
                     f"{label} body ({len(body)} B), {name:10}: {count} reads, "

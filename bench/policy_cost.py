@@ -1,7 +1,9 @@
-"""What a `models` policy costs the Worker per request: the body parsed to find the model.
+"""What a client policy costs the Worker per request: the body parsed to find the model, the
+endpoint looked up.
 
 `python -m bench.policy_cost [--requests N]` serves the rendered Worker in workerd in front of the
-benchmark's fake gateway with two clients, `listed` (a `models` policy) and `free` (no policy), and
+benchmark's fake gateway with three clients, `listed` (a `models` policy), `budget` (a budget
+alone: its endpoint is looked up, its body not read) and `free` (no policy), and
 sends each the same chat-completion bodies of about 2 KB and 1 MB (one long message, and the same
 size as 8,000 short messages, the most keys and strings the policy's repeated-key check scans),
 one request at a time, in alternating rounds. It prints, per client and body, the median latency
@@ -26,7 +28,11 @@ from infra.cli.workerd import serve_worker
 from infra.settings import load
 from infra.worker.render import render_worker
 
-TOKENS = {"listed": "tok-bench-listed-01", "free": "tok-bench-free-0001"}
+TOKENS = {
+    "listed": "tok-bench-listed-01",
+    "budget": "tok-bench-budget-01",
+    "free": "tok-bench-free-0001",
+}
 SIZES = {
     "2 KB": (2 * 1024, 1),
     "1 MB": (1024 * 1024, 1),
@@ -60,7 +66,10 @@ def main() -> None:
                 "accountId": "0" * 32,
                 "providerKeys": {"openai": list(KEYS)},
                 "clientTokens": TOKENS,
-                "clients": {"listed": {"models": ["gpt-4o", MODEL, "claude-*"]}},
+                "clients": {
+                    "listed": {"models": ["gpt-4o", MODEL, "claude-*"]},
+                    "budget": {"budget": {"limit": 100, "window": 86400}},
+                },
             },
             "bench",
         )

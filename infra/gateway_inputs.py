@@ -28,6 +28,9 @@ SET_BY_SETTINGS: Mapping[str, str] = MappingProxyType(
         "log_management_strategy": "logRetention",
         # One rule per budget: the gateway's `budget` and each client's (`clients.<name>.budget`).
         "spend_limits": "budget",
+        "otels": "otels",
+        "logpush": "logpush",
+        "logpush_public_key": "logpush",
         **{
             setting.gateway_input: key
             for key, setting in SCALAR_SETTINGS.items()
@@ -70,9 +73,6 @@ LEFT_OUT_OF_SETTINGS: Mapping[str, str] = MappingProxyType(
             "Sends usage events to a Stripe account, with a Stripe secret: billing your own "
             "customers is outside aigw, and AI Gateway's documentation does not describe it."
         ),
-        "otels": "Set by the reports settings (otels, logpush).",
-        "logpush": "Set by the reports settings (otels, logpush).",
-        "logpush_public_key": "Set by the reports settings (otels, logpush).",
     }
 )
 """`AiGateway` input that is no setting of aigw's, to why."""

@@ -47,6 +47,10 @@ MAX_CLIENT_RATE_LIMIT = 1_000_000
 MIN_BUDGET_WINDOW = 60
 MAX_BUDGET_WINDOW = 366 * 24 * 3600
 MAX_SPEND_LIMIT_RULES = 20  # AI Gateway allows at most 20 spend-limit rules per gateway
+MAX_OTEL_EXPORTERS = 10  # a bound of aigw's own: one or two collectors is the common case
+OTEL_CONTENT_TYPES = ("json", "protobuf")  # pulumi-cloudflare 6.23 AiGatewayOtelArgs.content_type
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}")  # an HTTP token (RFC 9110)
+_DATASET_CHARACTERS = re.compile(r"[^a-z0-9_]")
 MAX_MODEL_PATTERN_LENGTH = 256
 _MODEL_PATTERN = re.compile(r"[!-~]+")  # printable ASCII without spaces; `*` is the only wildcard
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -191,6 +195,18 @@ SCALAR_SETTINGS: Mapping[str, ScalarSetting] = MappingProxyType(
                 "prompts and responses. Needs aigw:collectLogs."
             ),
         ),
+        # The Worker's own cache key (infra/worker/headers.py cache_key); the gateway's cache is
+        # keyed by it alone, so a key without the client's name is one entry for every client.
+        "cacheScope": ScalarSetting(
+            default="client",
+            choices=("client", "shared"),
+            description=(
+                "Whose requests share a gateway cache entry (with aigw:cacheTtl above 0): client "
+                "(the default), each client only its own, or shared, one entry per request for "
+                "every client. Shared lets a client learn whether another client sent exactly the "
+                "same request (a cache hit) and receive that client's answer."
+            ),
+        ),
         # terraform-provider-cloudflare internal/services/ai_gateway/schema.go: "postpaid" bills
         # the account through Workers AI, "unified" deducts AI Gateway credits; the provider's
         # default is "postpaid".
@@ -242,9 +258,12 @@ KNOWN_KEYS = (
     "budget",
     "gatewayToken",
     "clientGatewayHeaders",
+    "analytics",
+    "otels",
+    "logpush",
     *SCALAR_SETTINGS,
 )
-SECRET_KEYS = frozenset({"providerKeys", "clientTokens", "gatewayToken"})
+SECRET_KEYS = frozenset({"providerKeys", "clientTokens", "gatewayToken", "otels"})
 MAX_GATEWAY_RATE_LIMIT = 1_000_000
 MAX_GATEWAY_RATE_INTERVAL = 86_400
 _TECHNIQUES = "`fixed` (default) or `sliding`"
@@ -328,6 +347,17 @@ SETTING_FORMS: Mapping[str, SettingForm] = MappingProxyType(
             + ", ".join(f"`{name}`" for name in OPERATOR_GATEWAY_HEADERS)
             + "); `[]` for none",
         ),
+        "analytics": SettingForm("boolean", "`true` or `false`"),
+        "otels": SettingForm(
+            "list of objects `{url, headers, authorization, contentType}`",
+            f"at most {MAX_OTEL_EXPORTERS}; `url` an `https://` URL; `headers` an object of header "
+            "names to text; `authorization` text (sent as the `Authorization` header); "
+            "`contentType` `json` (default) or `protobuf`; a secret as a whole",
+        ),
+        "logpush": SettingForm(
+            "object `{publicKey}`",
+            "`publicKey` the PEM public key Logpush encrypts the logs to",
+        ),
         **{key: setting.form for key, setting in SCALAR_SETTINGS.items()},
     }
 )
@@ -382,14 +412,17 @@ CLIENT_POLICY_FIELDS: Mapping[str, PolicyField] = MappingProxyType(
         ),
         "endpoints": PolicyField(
             "list of strings",
-            'with `models` only: one or more `"METHOD /path-glob"`, METHOD '
+            "with `models`, `providers`, `rateLimit` or `budget`: one or more "
+            '`"METHOD /path-glob"`, METHOD '
             + ", ".join(f"`{method}`" for method in ENDPOINT_METHODS)
             + f", the path as the client sends it (`{OPENAI_CLIENT_ROOT}/...` for OpenAI, "
             f"`/<provider>/...` for the others) where `*` matches anything, at most "
             f"{MAX_ENDPOINT_LENGTH} printable characters without spaces, `?` or `#`",
-            'More endpoints a client with `models` may call, e.g. `"GET /v1/files/*"`; on '
-            "one of them only the models a JSON body names are checked. Enforced by the Worker "
-            "(`403 endpoint_not_allowed`).",
+            "More endpoints a client with a limit may call besides the inference endpoints whose "
+            'use AI Gateway counts and the model listings, e.g. `"GET /v1/files/*"`; an endpoint '
+            "the gateway does not count (batches, realtime client secrets, ...) only by an entry "
+            "that names it. On an opened endpoint only the models a JSON body names are checked. "
+            "Enforced by the Worker (`403 endpoint_not_allowed`).",
         ),
     }
 )
@@ -445,6 +478,23 @@ class Budget:
 
 
 @dataclass(frozen=True)
+class LogpushSettings:
+    """AI Gateway Logpush: the gateway pushes its logs encrypted to this public key."""
+
+    public_key: str
+
+
+@dataclass(frozen=True)
+class OtelExporter:
+    """One OpenTelemetry collector the gateway exports its traces to (AI Gateway `otels`)."""
+
+    url: str
+    headers: Mapping[str, str] = field(repr=False, default_factory=lambda: MappingProxyType({}))
+    authorization: str | None = field(repr=False, default=None)
+    content_type: str = "json"
+
+
+@dataclass(frozen=True)
 class ClientPolicy:
     """What one client may do; `None` means no restriction of that kind (DESIGN §2)."""
 
@@ -457,7 +507,7 @@ class ClientPolicy:
     expires: datetime | None = None
     """When every token of the client stops working; timezone-aware, in UTC."""
     endpoints: tuple[tuple[str, str], ...] | None = None
-    """(method or `*`, path glob) pairs a client with `models` may call besides the inference
+    """(method or `*`, path glob) pairs a client with a limit may call besides the inference
     endpoints and model listings aigw knows (DESIGN §2); OpenAI paths as `/v1/...`."""
 
 
@@ -489,6 +539,17 @@ class Settings:
     client_gateway_headers: tuple[str, ...] = DEFAULT_CLIENT_GATEWAY_HEADERS
     """The `cf-aig-*` headers a client may send to the gateway (lower case); every other `cf-`
     header of a client is dropped."""
+    analytics: bool = True
+    """Whether the Worker writes its events to a Workers Analytics Engine dataset (`aigw usage`,
+    `keys` and `clients` read them)."""
+    logpush: LogpushSettings | None = None
+    """The gateway's Logpush (AI Gateway encrypts each log to `public_key`); None: off."""
+
+    @property
+    def analytics_dataset(self) -> str:
+        """The Analytics Engine dataset of this stack (see `analytics_dataset`)."""
+        return analytics_dataset(self.worker_name)
+
     scalars: Mapping[str, int | bool | str] = field(
         default_factory=lambda: MappingProxyType(
             {key: setting.default for key, setting in SCALAR_SETTINGS.items()}
@@ -514,6 +575,18 @@ class Secrets:
     one gets a generated token (see `generated_clients`)."""
     gateway_token: str | None = field(repr=False, default=None)
     """`None` when the program should create a scoped Cloudflare API token."""
+    otels: tuple[OtelExporter, ...] = field(repr=False, default=())
+    """The gateway's OpenTelemetry exporters: secret as a whole (headers and authorization are
+    a collector's credentials)."""
+
+
+def analytics_dataset(worker_name: str) -> str:
+    """The Workers Analytics Engine dataset of a Worker: its name with `-` as `_`.
+
+    A plain SQL identifier (lowercase letters, digits, `_`), so the reports name it in a query
+    without quoting, and one per stack because Worker names are.
+    """
+    return _DATASET_CHARACTERS.sub("_", worker_name.lower())
 
 
 def default_name(stack: str) -> str:
@@ -557,6 +630,8 @@ def load(raw: Mapping[str, object], stack: str) -> tuple[Settings, Secrets]:
         clients=reader.clients(tuple(provider_keys)),
         budget=reader.gateway_budget(),
         client_gateway_headers=reader.client_gateway_headers(),
+        analytics=reader.boolean("analytics", True),
+        logpush=reader.logpush(),
         scalars=reader.scalars(),
     )
     if not settings.workers_dev and settings.custom_domain is None:
@@ -570,6 +645,7 @@ def load(raw: Mapping[str, object], stack: str) -> tuple[Settings, Secrets]:
         provider_keys=provider_keys,
         client_tokens=reader.client_tokens(),
         gateway_token=reader.gateway_token(),
+        otels=reader.otels(),
     )
     _check_secret_variables(settings, secrets)
     rules = spend_limit_rules(settings, client_names(settings, secrets))
@@ -977,12 +1053,13 @@ class _Reader:
             )
         models = _model_patterns(f"{key}.models", fields.get("models"))
         endpoints = _endpoints(f"{key}.endpoints", fields.get("endpoints"), providers)
-        if endpoints is not None and models is None:
+        limits = ("models", "providers", "rateLimit", "budget")
+        if endpoints is not None and all(fields.get(name) is None for name in limits):
             _fail(
                 f"{key}.endpoints",
-                f"{_show(fields['endpoints'])} for a client without models",
-                "endpoints opens endpoints to a client with models; a client without models "
-                "may already call every endpoint",
+                f"{_show(fields['endpoints'])} for a client without a limit",
+                "endpoints opens endpoints to a client with models, providers, rateLimit or "
+                "budget; a client without any may already call every endpoint",
             )
         return ClientPolicy(
             models=models,
@@ -1009,6 +1086,77 @@ class _Reader:
             )
         _fits_one_variable("gatewayToken", "a token", value)
         return value
+
+    def logpush(self) -> LogpushSettings | None:
+        value = self._structured("logpush", '{"publicKey"}')
+        if value is None:
+            return None
+        key = _object("logpush", value, {"publicKey"}, set())["publicKey"]
+        if not isinstance(key, str) or "PUBLIC KEY-----" not in key:
+            _fail(
+                "logpush.publicKey",
+                _show(key),
+                "expected a PEM public key (-----BEGIN PUBLIC KEY----- ...)",
+            )
+        return LogpushSettings(public_key=key.strip())
+
+    def otels(self) -> tuple[OtelExporter, ...]:
+        # A secret: values are described by kind only, never shown.
+        value = self._structured("otels", "a list of {url, headers, authorization, contentType}")
+        if value is None:
+            return ()
+        if not isinstance(value, list) or not 1 <= len(value) <= MAX_OTEL_EXPORTERS:
+            _fail("otels", _kind(value), f"expected a list of 1 to {MAX_OTEL_EXPORTERS} exporters")
+        return tuple(self.otel(f"otels[{index}]", entry) for index, entry in enumerate(value))
+
+    def otel(self, key: str, entry: object) -> OtelExporter:
+        if not isinstance(entry, dict):
+            _fail(
+                key, _kind(entry), "expected an object {url, headers, authorization, contentType}"
+            )
+        extra = sorted(set(entry) - {"url", "headers", "authorization", "contentType"})
+        if extra or "url" not in entry:
+            problem = f"unknown field {extra[0]!r}" if extra else "no url"
+            _fail(
+                key,
+                f"an object with {problem}",
+                "fields are url, headers, authorization, contentType",
+            )
+        url = entry["url"]
+        if not isinstance(url, str) or not re.fullmatch(r"https://[^\s/?#]+(/[^\s]*)?", url):
+            _fail(f"{key}.url", "a value that is not an https:// URL", "expected https://host/path")
+        headers = entry.get("headers", {})
+        if not isinstance(headers, dict) or not all(
+            isinstance(name, str)
+            and _HEADER_NAME.fullmatch(name)
+            and isinstance(text, str)
+            and "\n" not in text
+            and "\r" not in text
+            for name, text in headers.items()
+        ):
+            _fail(
+                f"{key}.headers",
+                _kind(headers) if not isinstance(headers, dict) else "an object with a bad entry",
+                "expected an object of HTTP header names to one-line text values",
+            )
+        authorization = entry.get("authorization")
+        if authorization is not None and (
+            not isinstance(authorization, str) or not authorization.strip() or "\n" in authorization
+        ):
+            _fail(f"{key}.authorization", _kind(authorization), "expected one line of text")
+        content_type = entry.get("contentType", "json")
+        if content_type not in OTEL_CONTENT_TYPES:
+            _fail(
+                f"{key}.contentType",
+                _show(content_type),
+                "expected " + " or ".join(f"`{kind}`" for kind in OTEL_CONTENT_TYPES),
+            )
+        return OtelExporter(
+            url=url,
+            headers=MappingProxyType(dict(headers)),
+            authorization=authorization,
+            content_type=str(content_type),
+        )
 
 
 def _kind(value: object) -> str:

@@ -13,6 +13,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from tests.analytics_stand_in import AnalyticsEngine, SqlRefused, graphql_answer
+
 ACCOUNT_ID = "0123456789abcdef0123456789abcdef"
 GATEWAY_ID = "aigw-dev"
 API_TOKEN = "cf-test-token"
@@ -58,6 +60,20 @@ class FakeCloudflare:
     requests: list[tuple[str, str]] = field(default_factory=list)
     """Path below `API_PREFIX` and authorization header of every API call, in order."""
     lock: threading.Lock = field(default_factory=threading.Lock)
+    engine: AnalyticsEngine | None = None
+    """The Analytics Engine datasets the SQL API reads, made on first use (chDB)."""
+    sql: list[str] = field(default_factory=list)
+    """Every query the SQL API was sent, in order."""
+    graphql: list[dict[str, Any]] = field(default_factory=list)
+    """Every GraphQL document (query and variables) sent, in order."""
+
+    @property
+    def analytics(self) -> AnalyticsEngine:
+        """The SQL API's datasets (chDB starts on first use)."""
+        with self.lock:
+            if self.engine is None:
+                self.engine = AnalyticsEngine()
+            return self.engine
 
     @property
     def api_url(self) -> str:
@@ -287,10 +303,13 @@ class _Handler(BaseHTTPRequestHandler):
         self._json(200, _envelope(chunk, result_info=info))
 
     def do_POST(self) -> None:
-        """The AI Gateway's OpenAI chat endpoint, and a Worker stand-in in front of it."""
+        """The analytics APIs, the AI Gateway's OpenAI chat endpoint, and a Worker stand-in."""
         fake = self.server.fake
         split = urlsplit(self.path)
         body = self.rfile.read(int(self.headers.get("content-length") or 0))
+        if split.path.startswith(API_PREFIX + "/"):
+            self._analytics(split.path[len(API_PREFIX) :], body)
+            return
         if split.path.startswith(GATEWAY_PREFIX + "/"):
             parts = split.path[len(GATEWAY_PREFIX) + 1 :].split("/")
             if len(parts) < 3 or parts[0] != ACCOUNT_ID or parts[1] not in fake.gateways:
@@ -306,6 +325,46 @@ class _Handler(BaseHTTPRequestHandler):
             self._complete(parts[1], "/".join(parts[3:]), body, self.headers.get("cf-aig-metadata"))
             return
         self._json(404, {"error": {"message": "not found"}})
+
+    def _analytics(self, path: str, body: bytes) -> None:
+        """`POST /accounts/<id>/analytics_engine/sql` (chDB) and `POST /graphql`."""
+        fake = self.server.fake
+        presented = self.headers.get("authorization", "")
+        with fake.lock:
+            fake.calls.append((path, {}))
+            fake.requests.append((path, presented))
+        if fake.error_page_status is not None:
+            self._send(fake.error_page_status, HTML_ERROR_PAGE, "text/html")
+            return
+        if presented != f"Bearer {fake.token}":
+            self._json(403, _failure(10000, "Authentication error"))
+            return
+        if path == f"/accounts/{ACCOUNT_ID}/analytics_engine/sql":
+            sql = body.decode("utf-8", "replace")
+            with fake.lock:
+                fake.sql.append(sql)
+            try:
+                answer = fake.analytics.query(sql)
+            except SqlRefused as error:
+                # The real API answers a bad query with a plain-text explanation.
+                self._send(422, str(error).encode(), "text/plain")
+                return
+            self._send(200, answer.encode(), "application/json")
+        elif path == "/graphql":
+            document = json.loads(body or b"{}")
+            with fake.lock:
+                fake.graphql.append(document)
+                logs = [
+                    {**log, "gateway_id": gateway_id}
+                    for gateway_id, entries in fake.logs.items()
+                    for log in entries
+                ]
+            try:
+                self._json(200, graphql_answer(document, logs))
+            except ValueError as error:
+                self._json(200, {"data": None, "errors": [{"message": str(error)}]})
+        else:
+            self._json(404, _failure(7003, "Could not route to the requested resource"))
 
     def _complete(self, gateway_id: str, path: str, body: bytes, metadata: str | None) -> None:
         fake = self.server.fake

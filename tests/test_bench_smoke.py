@@ -209,3 +209,18 @@ def test_pool_simulation_of_several_models_keeps_the_goals(tmp_path: Path) -> No
     assert overloaded["goodput_over_capacity"] >= 0.90
     assert overloaded["attempts_per_request"] <= 1.10
     assert rows[("too-large", "gpt-main")]["large_attempts"] == 1
+
+
+def test_reports_bench_counts_calls_and_checks_unsampled_counts() -> None:
+    """`python -m bench.reports` runs each report from the events in at most 2 API calls, and
+    without sampling `usage` counts exactly the request points recorded."""
+    command = [sys.executable, "-m", "bench.reports", "--requests", "3000", "--logs", "60"]
+    done = subprocess.run(
+        command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=180, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = [line.split() for line in done.stdout.splitlines()]
+    events = [row for row in rows if len(row) > 4 and row[-4] in ("events", "unsampled")]
+    assert len(events) == 8 and all(int(row[-2]) <= 2 for row in events)
+    assert [row for row in rows if row[-4:-3] == ["logs"] and row[-3] == "60"]
+    assert "equal" in done.stdout.splitlines()[-1]

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from infra.cli.stackfile import (
+    STACK_ENV,
     NoStackFileError,
     StackFileError,
     configured_providers,
@@ -28,6 +29,14 @@ from infra.settings import Settings, default_name
 
 TOKEN_ENV = "CLOUDFLARE_API_TOKEN"
 ACCOUNT_ENV = "CLOUDFLARE_ACCOUNT_ID"
+BASE_URL_ENV = "CLOUDFLARE_BASE_URL"
+OPERATE_ENVIRONMENT = (
+    f"Environment: {TOKEN_ENV} (required: a Cloudflare API token with AI Gateway Read), "
+    f"{BASE_URL_ENV} (another Cloudflare API address; default the public API), {ACCOUNT_ENV} "
+    f"(the account, when neither --account-id nor the stack names it), {STACK_ENV} (the stack, "
+    "when --stack is not given)."
+)
+"""What every command that talks to the Cloudflare API reads from the environment (its help)."""
 TOKEN_PAGE = "https://dash.cloudflare.com/profile/api-tokens"
 # The SDK retries connection errors and 5xx with backoff; tests lower this to keep error paths fast.
 API_RETRIES = 2
@@ -59,12 +68,15 @@ class Target:
     """The stack's validated non-secret settings, when a stack config file was read."""
 
 
-def add_target_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options that select the account and the gateway, shared by every operate command."""
+def add_target_arguments(
+    parser: argparse.ArgumentParser, stack_gives: str = "accountId and gatewayId"
+) -> None:
+    """The options that select the account and the gateway, shared by every operate command;
+    `stack_gives` says what this command reads of the stack."""
     parser.add_argument(
         "--stack",
-        help="read accountId and gatewayId (and, for doctor, the settings to compare) from "
-        "Pulumi.<stack>.yaml (default: $PULUMI_STACK, else the only stack file)",
+        help=f"read {stack_gives} from Pulumi.<stack>.yaml "
+        f"(default: ${STACK_ENV}, else the only stack file)",
     )
     parser.add_argument(
         "--account-id",
@@ -144,6 +156,7 @@ def _text(value: object) -> str | None:
 
 def make_client() -> cloudflare.Cloudflare:
     """A Cloudflare client from `CLOUDFLARE_API_TOKEN` (and `CLOUDFLARE_BASE_URL`, if set)."""
+    # The SDK reads CLOUDFLARE_BASE_URL itself; BASE_URL_ENV only names it in help and errors.
     token = os.environ.get(TOKEN_ENV, "").strip()
     if not token:
         raise OperateError(
@@ -158,7 +171,7 @@ def describe_api_error(error: cloudflare.APIError, doing: str) -> str:
     if isinstance(error, cloudflare.APITimeoutError):
         return f"the Cloudflare API did not answer in time while {doing}; try again later"
     if isinstance(error, cloudflare.APIConnectionError):
-        hint = " and CLOUDFLARE_BASE_URL" if os.environ.get("CLOUDFLARE_BASE_URL") else ""
+        hint = f" and {BASE_URL_ENV}" if os.environ.get(BASE_URL_ENV) else ""
         return (
             f"could not reach the Cloudflare API at {_base_url(error)} while {doing} "
             f"({_root_cause(error)}); check the network connection{hint}"

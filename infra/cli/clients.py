@@ -1,4 +1,6 @@
-"""`aigw clients`: each client's policy from the stack file beside its use in the gateway's logs."""
+"""`aigw clients`: each client's policy from the stack file beside its use: requests and refusals
+from the Worker's events, cost and spend from the gateway's analytics (or, with `--source logs`,
+all from the gateway's logs)."""
 
 from __future__ import annotations
 
@@ -14,12 +16,15 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from infra.cli import api
+from infra.cli import api, events, gateway_analytics
 from infra.cli.stackfile import find_stack_file, is_encrypted, read_stack_config
 from infra.cli.usage import (
     METADATA_FIELDS,
     UNKNOWN,
+    WORKER_REFUSALS,
     Window,
+    add_source_arguments,
+    dataset_of,
     gateway_logs,
     money,
     parse_window,
@@ -47,9 +52,11 @@ class ClientUse:
     policy: ClientPolicy | None
     requests: int = 0
     cost: float = 0.0
-    """Cost of the requests in the `--since` window."""
+    """Cost of the requests in the `--since`/`--until` window."""
     spent: float = 0.0
     """Cost of the requests inside the budget's window, ending now."""
+    refused: int | None = None
+    """Requests the Worker refused itself in the window (events only; the logs never see them)."""
 
     def as_json(self, now: datetime) -> dict[str, object]:
         """The row shape of `clients --json` (DESIGN §5)."""
@@ -68,6 +75,8 @@ class ClientUse:
             "providers": list(policy.providers) if policy.providers is not None else None,
             "expires": stamp(policy.expires) if policy.expires else None,
             "expired": policy.expires is not None and policy.expires <= now,
+            # Only the Worker's events know its own refusals.
+            **({} if self.refused is None else {"refused": self.refused}),
         }
 
 
@@ -93,12 +102,13 @@ class ClientsReport:
         return policy_of(self.settings, name)
 
     def fetch_window(self) -> Window:
-        """The logs to read: the `--since` window and every budget's window, ending now."""
+        """The logs to read: the `--since`/`--until` window and every budget's window, which
+        ends now."""
         policies = self.settings.clients.values() if self.settings else ()
         budgets = [policy.budget for policy in policies]
         windows = [budget.window for budget in [*budgets, self.budget] if budget is not None]
         start = min([self.since.start, *(self.now - timedelta(seconds=w) for w in windows)])
-        return Window(start, self.now)
+        return Window(start, max(self.since.end, self.now))
 
     def add(self, created_at: datetime, metadata: object, cost: float | None) -> None:
         """Count one logged request for its client."""
@@ -119,6 +129,51 @@ class ClientsReport:
             seconds=self.budget.window
         ):
             self.gateway_spent += amount
+
+    def client(self, name: str) -> ClientUse:
+        """A client's use, made on first sight (a client only the records know gets `"*"`'s
+        policy, as the Worker would apply it)."""
+        use = self.clients.get(name)
+        if use is None:
+            use = self.clients[name] = ClientUse(name, self.policy(name))
+        return use
+
+    def gateway_windows(self) -> list[gateway_analytics.GatewayWindow]:
+        """The windows whose cost is read: `--since`, then each budget's, ending now."""
+        windows = [gateway_analytics.GatewayWindow(self.since.start, self.since.end)]
+        policies = self.settings.clients.values() if self.settings else ()
+        budgets = [policy.budget for policy in policies] + [self.budget]
+        for seconds in sorted({budget.window for budget in budgets if budget is not None}):
+            start = self.now - timedelta(seconds=seconds)
+            windows.append(gateway_analytics.GatewayWindow(start, self.now))
+        return windows
+
+    def add_events(
+        self,
+        requests: dict[str, dict[str, int]],
+        costs: list[list[gateway_analytics.GatewayGroup]],
+    ) -> None:
+        """Count the Worker's events (requests by client and outcome in `--since`) and the
+        gateway's cost in each of `gateway_windows()`."""
+        for name, outcomes in requests.items():
+            use = self.client(name or UNKNOWN)
+            use.requests += sum(outcomes.values())
+            refused = sum(n for outcome, n in outcomes.items() if outcome in WORKER_REFUSALS)
+            use.refused = (use.refused or 0) + refused
+        for use in self.clients.values():
+            use.refused = use.refused or 0
+        windows = self.gateway_windows()
+        for group in costs[0]:
+            self.client(group.client or UNKNOWN).cost += group.cost
+        lengths = [round((w.end - w.start).total_seconds()) for w in windows]
+        for use in self.clients.values():
+            budget = use.policy.budget if use.policy else None
+            if budget is not None and budget.window in lengths[1:]:
+                groups = costs[lengths.index(budget.window, 1)]
+                use.spent = sum(g.cost for g in groups if (g.client or UNKNOWN) == use.name)
+        if self.budget is not None and self.budget.window in lengths[1:]:
+            groups = costs[lengths.index(self.budget.window, 1)]
+            self.gateway_spent = sum(group.cost for group in groups)
 
     def rows(self) -> list[ClientUse]:
         """Clients of the stack in its order, then those only the logs know, busiest first."""
@@ -148,19 +203,25 @@ def add_command(commands: argparse._SubParsersAction[Any]) -> None:
     """Register `aigw clients`."""
     parser = commands.add_parser(
         "clients",
-        help="each client's policy beside its requests, cost and budget from the gateway's logs",
+        help="each client's policy beside its requests, refusals, cost and budget",
         description=(
             "Show each client's policy from the stack file (budget, rate limit, models, "
-            "providers, expiry) beside its use from the AI Gateway's logs: requests and cost "
-            "since --since, and the spend inside its budget's window ending now."
+            "providers, expiry) beside its use: requests and the Worker's refusals in the window "
+            "(--since to --until) from the Worker's events, cost in it and the spend inside its "
+            "budget's window ending now from the gateway's analytics, in two API calls. --source "
+            "logs pages through the gateway's logs instead. " + api.OPERATE_ENVIRONMENT
         ),
     )
-    api.add_target_arguments(parser)
+    api.add_target_arguments(parser, "accountId, gatewayId and the clients' policies")
+    add_source_arguments(parser)
     parser.add_argument(
         "--since",
         default="24h",
         help="start of the window for requests and cost: a duration back from now (30m, 24h, "
         "7d, 2w) or an ISO time (default: 24h); budgets always look back their own window",
+    )
+    parser.add_argument(
+        "--until", help="end of the window for requests and cost: an ISO time (default: now)"
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object for scripts")
     parser.set_defaults(handler=api.handles_errors(run))
@@ -169,15 +230,22 @@ def add_command(commands: argparse._SubParsersAction[Any]) -> None:
 def run(args: argparse.Namespace) -> int:
     """`aigw clients`."""
     now = datetime.now(UTC)
-    since = parse_window(args.since, None, now=now)
+    since = parse_window(args.since, args.until, now=now)
     target = api.resolve_target(args)
     report = new_report(target.settings, stack_client_names(args, target), now, since)
     client = api.make_client()
-    logs = gateway_logs(
-        client, target, report.fetch_window(), progress=not args.json and sys.stderr.isatty()
-    )
-    for log in logs:
-        report.add(log.created_at, log.metadata, log.cost)
+    if args.source == "logs":
+        logs = gateway_logs(
+            client, target, report.fetch_window(), progress=not args.json and sys.stderr.isatty()
+        )
+        for log in logs:
+            report.add(log.created_at, log.metadata, log.cost)
+    else:
+        dataset = dataset_of(args, target)
+        sql = events.SqlClient(client, target.account_id)
+        rows = sql.rows(events.clients_query(dataset, since.start, since.end))
+        costs = gateway_analytics.read_gateway_usage(client, target, report.gateway_windows())
+        report.add_events(events.outcome_counts(rows, "client"), costs)
     if args.json:
         api.print_json(report.as_json())
     else:
@@ -220,7 +288,10 @@ def print_table(report: ClientsReport, target: api.Target) -> None:
     """The human view: one row per client, a spent-out budget or a passed expiry in red."""
     table = Table(box=box.SIMPLE_HEAD)
     table.add_column("client", overflow="fold")
-    for name in ("requests", "cost", "budget", "spent", "remaining", "rate limit"):
+    # The Worker's own refusals are known from its events only: no column the logs cannot fill.
+    from_events = any(use.refused is not None for use in report.clients.values())
+    numbers = ("requests", "refused") if from_events else ("requests",)
+    for name in (*numbers, "cost", "budget", "spent", "remaining", "rate limit"):
         table.add_column(name, justify="right", no_wrap=True)
     for name in ("models", "providers", "expires"):
         table.add_column(name, overflow="fold")
@@ -234,6 +305,7 @@ def print_table(report: ClientsReport, target: api.Target) -> None:
         table.add_row(
             use.name,
             f"{use.requests:,}",
+            *([f"{use.refused or 0:,}"] if from_events else []),
             money(use.cost),
             _describe_budget(policy.budget),
             money(use.spent) if policy.budget else "-",
@@ -256,6 +328,7 @@ def print_table(report: ClientsReport, target: api.Target) -> None:
     where = f"stack {target.stack}, " if target.stack else ""
     console.print(
         f"{where}gateway {target.gateway_id}, requests and cost since {stamp(report.since.start)}"
+        + (f" until {stamp(report.since.end)}" if report.since.end != report.now else "")
     )
     console.print(table)
     if report.budget is not None:

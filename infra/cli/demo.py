@@ -1,9 +1,9 @@
 """`aigw dev --demo`: a stand-in AI Gateway on loopback with canned answers, demo keys and token.
 
 Nothing here reaches a provider or Cloudflare: the demo gateway answers OpenAI chat completions,
-OpenAI's model list and Anthropic messages itself (plain and streamed), and always refuses one of
-the two OpenAI demo keys with a 429, so the Worker's failover shows. The keys and the token are
-demo values, printed on purpose; they open nothing anywhere else.
+OpenAI's model list and Anthropic messages itself (plain and streamed, with usage when asked), and
+always refuses one of the two OpenAI demo keys with a 429, so the Worker's failover shows. The keys
+and the token are demo values, printed on purpose; they open nothing anywhere else.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any
 
 from infra.providers import CLIENT_TOKENS, PROVIDERS
 from infra.settings import Settings, load
+from infra.worker.pool import key_id
 
 DEMO_CLIENT = "demo"
 DEMO_TOKEN = "demo-token-not-a-secret"
@@ -26,8 +27,9 @@ DEMO_KEYS: Mapping[str, tuple[str, ...]] = {
     "openai": (RATE_LIMITED_KEY, "sk-demo-ok"),
     "anthropic": ("sk-ant-demo-ok",),
 }
-RETRY_AFTER_SECONDS = 10
-"""What the 429 asks for: the Worker rests the key that long, then tries it again."""
+RETRY_AFTER_SECONDS = 1
+"""What the 429 asks for: the Worker rests the key that long, then tries it again. One second,
+so that a reader pasting requests by hand sees the failover on about every other one."""
 DEMO_ACCOUNT_ID = "0" * 32
 DEMO_STACK = "demo"
 DEMO_MODEL = "gpt-4o-mini"
@@ -50,15 +52,11 @@ def demo_bindings() -> dict[str, str]:
 
 def demo_banner(worker_url: str) -> str:
     """What `aigw dev --demo` prints below its usual lines: the demo secrets and what to try."""
-    pools = "; ".join(
-        f"{slug}: "
-        + ", ".join(
-            f"{key} (always answers 429)" if key == RATE_LIMITED_KEY else key for key in keys
-        )
-        for slug, keys in DEMO_KEYS.items()
-    )
+    pools = "; ".join(f"{slug}: {', '.join(keys)}" for slug, keys in DEMO_KEYS.items())
     return (
         f"  demo keys        {pools}\n"
+        f"  rate-limited     key {key_id(RATE_LIMITED_KEY)} ({RATE_LIMITED_KEY}) answers 429 "
+        f"(Retry-After: {RETRY_AFTER_SECONDS}): about every other request fails over from it\n"
         f"  client token     {DEMO_TOKEN} (client {DEMO_CLIENT})\n"
         "\n"
         "Try it from another terminal, with curl:\n"
@@ -129,7 +127,9 @@ class _DemoHandler(BaseHTTPRequestHandler):
         path = self.path.split("?")[0]
         if path == "/openai/chat/completions":
             if payload.get("stream") is True:
-                self._stream(_openai_events(model, text))
+                options = payload.get("stream_options")
+                usage = isinstance(options, dict) and options.get("include_usage") is True
+                self._stream(_openai_events(model, text, include_usage=usage))
             else:
                 self._json(200, _openai_completion(model, text))
         elif path == "/anthropic/v1/messages":
@@ -239,9 +239,17 @@ def _openai_completion(model: str, text: str) -> dict[str, object]:
     }
 
 
-def _openai_events(model: str, text: str) -> Iterator[bytes]:
-    """The answer a word at a time, then a stop chunk and `[DONE]`, as OpenAI streams."""
-    base = {"id": "chatcmpl-demo", "object": "chat.completion.chunk", "created": 1767225600}
+def _openai_events(model: str, text: str, *, include_usage: bool = False) -> Iterator[bytes]:
+    """The answer a word at a time, then a stop chunk and `[DONE]`, as OpenAI streams; asked
+    for `stream_options.include_usage`, every chunk has `usage: null` and one more chunk before
+    `[DONE]` has no choices and the usage (OpenAI's Chat Completions streaming reference)."""
+    base: dict[str, object] = {
+        "id": "chatcmpl-demo",
+        "object": "chat.completion.chunk",
+        "created": 1767225600,
+    }
+    if include_usage:
+        base["usage"] = None
     for number, word in enumerate(text.split(" ")):
         delta = {"content": word if number == 0 else f" {word}"}
         if number == 0:
@@ -250,6 +258,9 @@ def _openai_events(model: str, text: str) -> Iterator[bytes]:
         yield _sse({**base, "model": model, "choices": [choice]})
     stop = {"index": 0, "delta": {}, "finish_reason": "stop"}
     yield _sse({**base, "model": model, "choices": [stop]})
+    if include_usage:
+        usage = _openai_completion(model, text)["usage"]
+        yield _sse({**base, "model": model, "choices": [], "usage": usage})
     yield _sse("[DONE]")
 
 

@@ -35,10 +35,10 @@ def add_command(commands: argparse._SubParsersAction[Any]) -> None:
         description=(
             "Check that the API token works, the account and the AI Gateway exist, the gateway's "
             "settings match the stack's configuration, and (with --url) that the Worker answers "
-            "/healthz. Exits non-zero when a check fails."
+            "/healthz. Exits non-zero when a check fails. " + api.OPERATE_ENVIRONMENT
         ),
     )
-    api.add_target_arguments(parser)
+    api.add_target_arguments(parser, "accountId, gatewayId and the settings to compare")
     parser.add_argument("--url", help="the Worker's URL, to check that /healthz answers 200")
     parser.add_argument("--json", action="store_true", help="print one JSON object for scripts")
     parser.set_defaults(handler=api.handles_errors(run))

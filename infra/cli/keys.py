@@ -1,4 +1,5 @@
-"""`aigw keys`: each pool key's health from the gateway's logs, as a table, JSON or a chart."""
+"""`aigw keys`: each pool key's health from every answer it got (the Worker's events, or with
+`--source logs` the gateway's logs), as a table, JSON or a chart."""
 
 from __future__ import annotations
 
@@ -6,9 +7,9 @@ import argparse
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import Any, Literal, get_args
 
 from cloudflare.types.ai_gateway import LogListResponse
 from rich import box
@@ -16,11 +17,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from infra.cli import api, usage
+from infra.cli import api, events, keys_chart, stackstate, usage
 from infra.providers import PROVIDERS
-
-if TYPE_CHECKING:
-    from matplotlib.axes import Axes
 
 AnswerClass = Literal["ok", "rateLimited", "refused", "serverErrors", "other"]
 CLASSES: tuple[AnswerClass, ...] = get_args(AnswerClass)
@@ -38,33 +36,11 @@ VERDICT_STYLES: dict[Verdict, str] = {
     "unknown": "dim",
     "healthy": "green",
 }
-CLASS_COLOURS: dict[AnswerClass, str] = {
-    "ok": "#2e9e44",
-    "rateLimited": "#f0a020",
-    "refused": "#d62728",
-    "serverErrors": "#8e44ad",
-    "other": "#a0a0a0",
-}
-CLASS_LABELS: dict[AnswerClass, str] = {
-    "ok": "ok (2xx)",
-    "rateLimited": "rateLimited (429)",
-    "refused": "refused (401/402/403)",
-    "serverErrors": "serverErrors (5xx)",
-    "other": "other",
-}
-VERDICT_COLOURS: dict[Verdict, str] = {
-    "replace": "#b71c1c",
-    "partial": "#e5533d",
-    "rate-limited": "#c07800",
-    "failing": "#8e44ad",
-    "unknown": "#707070",
-    "healthy": "#2e9e44",
-}
-HOUR = timedelta(hours=1)
-TICK_STEPS = (1, 2, 3, 6, 12, 24, 48, 96, 168, 336, 672)
-"""Hours between two labelled ticks of the chart: the first that leaves about a dozen."""
-TABLE_WIDTH = 120
-"""The table's width when the output is not a terminal (rich would assume 80)."""
+UNKNOWN_PLACE = "unknown"
+"""The config entry of a key the deployed stack's `keyPlaces` does not name."""
+TABLE_WIDTH = 160
+"""The table's width when the output is not a terminal (rich would assume 80): room for every
+column, the config entry included."""
 
 
 def answer_class(log: LogListResponse) -> AnswerClass:
@@ -73,6 +49,13 @@ def answer_class(log: LogListResponse) -> AnswerClass:
     if status is None:
         # Without a status the log's own success flag is all there is to go by.
         return "ok" if log.success else "other"
+    return status_class(status)
+
+
+def status_class(status: int) -> AnswerClass:
+    """What an upstream status says about the key; 0 (no answer came) is a server error."""
+    if status == 0:
+        return "serverErrors"
     if 200 <= status < 300:
         return "ok"
     if status == 429:
@@ -124,26 +107,41 @@ class KeyHealth:
     last_seen: datetime | None = None
     scopes: dict[Scope, ScopeAnswers] = field(default_factory=dict)
     """Successes and refusals by model and path: a key may be refused on some and not others."""
+    place: str | None = None
+    """Its entry in the deployed stack's config (`providerKeys.openai[2]`), when known."""
 
     def add(self, log: LogListResponse) -> None:
         """Count one logged answer."""
         kind = answer_class(log)
         moment = log.created_at
-        if kind in ("ok", "refused"):
-            answers = self.scopes.setdefault(Scope(log.model or "", log.path or ""), ScopeAnswers())
-            if kind == "refused":
-                answers.refusals.append(moment)
-            elif answers.latest_ok is None or moment > answers.latest_ok:
-                answers.latest_ok = moment
-        self.counts[kind] += 1
-        if kind not in self.latest or moment >= self.latest[kind]:
-            self.latest[kind] = moment
+        self.seen(kind, moment, moment, log.status_code, 1, Scope(log.model or "", log.path or ""))
         hour = moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
         self.hourly.setdefault(hour, Counter())[kind] += 1
+
+    def seen(
+        self,
+        kind: AnswerClass,
+        first: datetime,
+        last: datetime,
+        status: int | None,
+        answers: int,
+        scope: Scope,
+    ) -> None:
+        """Count `answers` answers of class `kind` in `scope`, the first at `first`, the last at
+        `last` (one logged answer: both its moment; the events give each group's first and last)."""
+        if kind in ("ok", "refused"):
+            found = self.scopes.setdefault(scope, ScopeAnswers())
+            if kind == "refused":
+                found.refusals.extend(sorted({first, last}))
+            elif found.latest_ok is None or last > found.latest_ok:
+                found.latest_ok = last
+        self.counts[kind] += answers
+        if kind not in self.latest or last >= self.latest[kind]:
+            self.latest[kind] = last
         # Logs come oldest first; of two at the same moment the one read last is the latest.
-        if self.last_seen is None or moment >= self.last_seen:
-            self.last_seen = moment
-            self.last_status = log.status_code
+        if self.last_seen is None or last >= self.last_seen:
+            self.last_seen = last
+            self.last_status = status
 
     @property
     def requests(self) -> int:
@@ -196,6 +194,7 @@ class KeyHealth:
                 {"model": scope.model, "path": scope.path, "since": usage.stamp(since)}
                 for scope, since in self.refused_on.items()
             ],
+            "place": self.place,
         }
 
 
@@ -207,6 +206,8 @@ class KeysReport:
     """Only this provider's logs count, when set."""
     keys: dict[tuple[str, str], KeyHealth] = field(default_factory=dict)
     without_key: int = 0
+    places: stackstate.KeyPlaces | None = None
+    """Where the keys' config entries were read from; None until `locate` is called."""
 
     def add(self, log: LogListResponse) -> None:
         """Count one log under its key, or as one without a key."""
@@ -216,11 +217,20 @@ class KeysReport:
         if not key_id:
             self.without_key += 1
             return
-        provider = log.provider or usage.UNKNOWN
+        self.key(log.provider or usage.UNKNOWN, key_id).add(log)
+
+    def key(self, provider: str, key_id: str) -> KeyHealth:
+        """The health of one key, made on first use."""
         found = self.keys.get((provider, key_id))
         if found is None:
             found = self.keys[provider, key_id] = KeyHealth(provider, key_id)
-        found.add(log)
+        return found
+
+    def locate(self, places: stackstate.KeyPlaces) -> None:
+        """Give each key its config entry, as the deployed stack's `keyPlaces` output names it."""
+        self.places = places
+        for key in self.keys.values():
+            key.place = places.place(key.provider, key.key_id)
 
     def rows(self) -> list[KeyHealth]:
         """Worst verdict first, then by provider and key id."""
@@ -238,16 +248,27 @@ def add_command(commands: argparse._SubParsersAction[Any]) -> None:
     """Register `aigw keys`."""
     parser = commands.add_parser(
         "keys",
-        help="each pool key's health from the gateway's logs",
+        help="each pool key's health from every answer it got",
         description=(
-            "Page through the AI Gateway's logs in a time window (both ends included) and count "
-            "each provider key's answers by class, with a verdict that says which key to replace."
+            "Count each provider key's answers by class in a time window (both ends included), "
+            "every attempt included (a key refused before another key answered counts too), "
+            "from the Worker's events in one or two API calls, with a verdict that says which "
+            "key to replace. --source logs pages through the gateway's logs instead. "
+            + api.OPERATE_ENVIRONMENT
         ),
     )
     api.add_target_arguments(parser)
     usage.add_window_arguments(parser)
+    usage.add_source_arguments(parser)
     parser.add_argument(
         "--provider", choices=sorted(PROVIDERS), help="only this provider's keys (default: all)"
+    )
+    parser.add_argument(
+        "--state",
+        type=Path,
+        metavar="FILE",
+        help="the stack's state (a pulumi stack export file), to name each key's config entry "
+        "(default: the --stack's state, when its backend is a local file://)",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object for scripts")
     parser.add_argument(
@@ -268,16 +289,60 @@ def run(args: argparse.Namespace) -> int:
     target = api.resolve_target(args)
     client = api.make_client()
     report = KeysReport(provider=args.provider)
-    show_progress = not args.json and sys.stderr.isatty()
-    for log in usage.gateway_logs(client, target, window, progress=show_progress):
-        report.add(log)
+    if args.source == "logs":
+        show_progress = not args.json and sys.stderr.isatty()
+        for log in usage.gateway_logs(client, target, window, progress=show_progress):
+            report.add(log)
+    else:
+        dataset = usage.dataset_of(args, target)
+        read_events(report, client, target, window, dataset, hourly=chart is not None)
+    try:
+        report.locate(stackstate.read_key_places(target.stack, Path(args.config_dir), args.state))
+    except stackstate.StackStateError as error:
+        raise api.OperateError(str(error)) from None
     if chart is not None:
-        draw_chart(report, target, window, chart)
+        keys_chart.draw_chart(report, target, window, chart)
     if args.json:
         api.print_json(report.as_json())
     else:
         print_table(report, target, window, chart)
     return 0
+
+
+def read_events(
+    report: KeysReport,
+    client: Any,
+    target: api.Target,
+    window: usage.Window,
+    dataset: str,
+    *,
+    hourly: bool,
+) -> None:
+    """Fill `report` from every answer the keys got (one query; a second for the chart)."""
+    sql = events.SqlClient(client, target.account_id)
+    provider = report.provider
+    for row in sql.rows(events.keys_query(dataset, window.start, window.end, provider)):
+        key = report.key(str(row.get("provider") or usage.UNKNOWN), str(row.get("keyId") or ""))
+        status = round(events.number(row.get("status")))
+        first = events.moment(row.get("first")) or window.start
+        last = events.moment(row.get("last")) or first
+        scope = Scope(str(row.get("model") or ""), _path_below_provider(row.get("path")))
+        answers = round(events.number(row.get("answers")))
+        key.seen(status_class(status), first, last, status, answers, scope)
+    if not hourly:
+        return
+    for row in sql.rows(events.keys_hourly_query(dataset, window.start, window.end, provider)):
+        key = report.key(str(row.get("provider") or usage.UNKNOWN), str(row.get("keyId") or ""))
+        hour = events.moment(row.get("hour"))
+        if hour is not None:
+            kind = status_class(round(events.number(row.get("status"))))
+            key.hourly.setdefault(hour, Counter())[kind] += round(events.number(row.get("answers")))
+
+
+def _path_below_provider(path: object) -> str:
+    """An event's `/<provider>/<rest>` as the logs name a path: `<rest>`, without the slash."""
+    text = str(path or "")
+    return text.split("/", 2)[2] if text.count("/") >= 2 else text.lstrip("/")
 
 
 def check_chart_path(path: Path) -> None:
@@ -300,6 +365,7 @@ def print_table(
     for name in ("requests", "ok", "rate limited", "refused", "server errors", "last status"):
         table.add_column(name, justify="right")
     table.add_column("last seen", no_wrap=True)
+    table.add_column("config entry", no_wrap=True)
     for key in report.rows():
         style = VERDICT_STYLES[key.verdict]
         table.add_row(
@@ -313,6 +379,7 @@ def print_table(
             f"{key.counts['serverErrors']:,}",
             str(key.last_status) if key.last_status is not None else "-",
             _when(key.last_seen),
+            escape(key.place or UNKNOWN_PLACE),
             # The whole line of a bad key is coloured, so it is seen before it is read.
             style=None if key.verdict == "healthy" else style,
         )
@@ -340,6 +407,15 @@ def print_table(
                 "include); keep it, and give those requests a key that has it",
                 markup=False,
             )
+    places = report.places
+    if places is not None and any(key.place is None for key in report.keys.values()):
+        console.print(
+            f"config entries: {places.hint}"
+            if places.source is None or places.hint
+            else f"a key with an {UNKNOWN_PLACE} config entry is not in the deployed stack "
+            f"({places.source}): removed from it, or another stack's",
+            markup=False,
+        )
     if report.without_key:
         console.print(
             f"{report.without_key:,} logged request(s) named no key and are not counted above "
@@ -353,96 +429,3 @@ def print_table(
 
 def _when(moment: datetime | None) -> str:
     return moment.astimezone(UTC).strftime("%m-%d %H:%MZ") if moment else "-"
-
-
-def draw_chart(report: KeysReport, target: api.Target, window: usage.Window, path: Path) -> None:
-    """Each key's answers per UTC hour over the window, stacked by class, one panel per key."""
-    # matplotlib takes a while to import: only a run that draws a chart pays for it.
-    from matplotlib import ticker
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    from matplotlib.patches import Patch
-
-    keys = report.rows()
-    panels = max(len(keys), 1)
-    figure = Figure(figsize=(10, 1.1 + 1.7 * panels), layout="constrained")
-    FigureCanvasAgg(figure)  # the Agg renderer, without pyplot's global state
-    axes: list[Axes] = list(figure.subplots(panels, 1, sharex=True, squeeze=False)[:, 0])
-    first = window.start.replace(minute=0, second=0, microsecond=0)
-    hours = [first + HOUR * index for index in range(int((window.end - first) / HOUR) + 1)]
-    for ax, key in zip(axes, keys, strict=False):
-        bottom = [0] * len(hours)
-        for kind in CLASSES:
-            heights = [key.hourly.get(hour, Counter())[kind] for hour in hours]
-            if any(heights):
-                ax.bar(
-                    range(len(hours)),
-                    heights,
-                    width=0.9,
-                    bottom=bottom,
-                    align="edge",
-                    color=CLASS_COLOURS[kind],
-                )
-                bottom = [low + height for low, height in zip(bottom, heights, strict=True)]
-        ax.set_title(f"{key.provider} · {key.key_id}", loc="left", fontsize=10)
-        ax.set_title(
-            key.verdict,
-            loc="right",
-            fontsize=10,
-            fontweight="bold",
-            color=VERDICT_COLOURS[key.verdict],
-        )
-        ax.set_ylabel("answers / h", fontsize=8)
-        ax.yaxis.set_major_locator(ticker.MaxNLocator(nbins=4, integer=True))
-        ax.grid(axis="y", alpha=0.3)
-        ax.set_ymargin(0.1)
-    if not keys:
-        axes[0].text(
-            0.5,
-            0.5,
-            "no key answered in this window",
-            ha="center",
-            va="center",
-            transform=axes[0].transAxes,
-        )
-        axes[0].set_yticks([])
-    # The x axis counts hours from the first one drawn; bar i is the hour starting at hours[i].
-    axes[-1].set_xlim((window.start - first) / HOUR, (window.end - first) / HOUR)
-    ticks = hour_ticks(hours)
-    axes[-1].set_xticks(list(ticks), labels=list(ticks.values()), fontsize=8)
-    axes[-1].set_xlabel("UTC")
-    scope = f", provider {report.provider}" if report.provider else ""
-    figure.suptitle(
-        f"gateway {target.gateway_id}: answers per key and hour, "
-        f"{usage.stamp(window.start)} to {usage.stamp(window.end)}{scope}",
-        fontsize=10,
-    )
-    figure.legend(
-        handles=[Patch(color=CLASS_COLOURS[kind], label=CLASS_LABELS[kind]) for kind in CLASSES],
-        loc="outside lower center",
-        ncols=len(CLASSES),
-        fontsize=8,
-        frameon=False,
-    )
-    try:
-        figure.savefig(path, format="png", dpi=100)
-    except OSError as error:
-        raise api.OperateError(
-            f"could not write the chart to {str(path)!r}: {error.strerror or error}"
-        ) from None
-
-
-def hour_ticks(hours: list[datetime]) -> dict[int, str]:
-    """At most about a dozen labelled ticks on round hours (or days), by position in `hours`."""
-    step = next((step for step in TICK_STEPS if len(hours) / step <= 12), TICK_STEPS[-1])
-    ticks: dict[int, str] = {}
-    for index, hour in enumerate(hours):
-        if step < 24:
-            if hour.hour % step:
-                continue
-            # The date is written under the first tick and at every midnight, the time always.
-            with_date = not ticks or hour.hour == 0
-            ticks[index] = f"{hour:%H:%M}" + (f"\n{hour:%b %d}" if with_date else "")
-        elif hour.hour == 0 and hour.toordinal() % (step // 24) == 0:
-            ticks[index] = f"{hour:%b %d}"
-    return ticks

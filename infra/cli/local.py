@@ -10,6 +10,7 @@ import socket
 import sys
 import threading
 from collections.abc import Callable, Mapping
+from contextlib import ExitStack
 from pathlib import Path
 from types import FrameType
 from typing import Any, BinaryIO
@@ -18,6 +19,7 @@ from urllib.parse import urlsplit
 from dotenv import dotenv_values
 
 from infra.cli.demo import demo_banner, demo_bindings, demo_gateway, demo_settings
+from infra.cli.local_analytics import collecting
 from infra.cli.stackfile import (
     StackFileError,
     find_stack_file,
@@ -40,6 +42,8 @@ from infra.worker.render import render_worker
 
 DEFAULT_PORT = 8787
 DEFAULT_VARS = Path(".dev.vars")
+DEFAULT_EVENTS = Path(".aigw-dev-events.jsonl")
+"""Where `aigw dev` appends the Worker's data points (beside .dev.vars, a dotfile)."""
 LOCAL_STACK = "dev"
 """The stack name used for defaults when there is no stack file."""
 PLACEHOLDER_ACCOUNT_ID = "0" * 32
@@ -55,7 +59,8 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
     render = commands.add_parser(
         "render",
         help="write the rendered Worker source",
-        description="Render the Worker for a stack (non-secret settings only) to stdout or FILE.",
+        description="Render the Worker for a stack (non-secret settings only) to stdout or FILE. "
+        "Environment: PULUMI_STACK (the stack, when --stack is not given).",
     )
     _add_stack(render)
     render.add_argument("-o", "--output", metavar="FILE", type=Path, help="write to FILE")
@@ -68,7 +73,8 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
             "Serve the exact rendered Worker on 127.0.0.1 in workerd until interrupted. Secret "
             f"bindings ({', '.join((PROVIDERS['openai'].binding, CLIENT_TOKENS, GATEWAY_TOKEN))}, "
             "…) come from the vars file and from environment variables of the same names, "
-            "which win. Like a deployed Worker's, a binding may go on in NAME_2, NAME_3, …"
+            "which win. Like a deployed Worker's, a binding may go on in NAME_2, NAME_3, … "
+            "Environment: those bindings, and PULUMI_STACK (the stack, when --stack is not given)."
         ),
     )
     _add_stack(dev)
@@ -88,6 +94,14 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
         metavar="FILE",
         type=Path,
         help=f"dotenv file of secret bindings (default {DEFAULT_VARS}, if it exists)",
+    )
+    dev.add_argument(
+        "--events",
+        metavar="FILE",
+        type=Path,
+        default=DEFAULT_EVENTS,
+        help="append each data point the Worker records (its Analytics Engine events, as the "
+        f"SQL API shows them) to this JSONL file (default {DEFAULT_EVENTS}); '' records none",
     )
     dev.add_argument(
         "--demo",
@@ -281,7 +295,17 @@ def _run_worker(
     source = render_worker(settings, gateway_url=gateway_url)
     # The client rate limits, each played by a local stand-in with the deployed binding's name.
     limits = rate_limit_bindings(settings)
-    with serve_worker(source, bindings, port=args.port, rate_limits=limits) as worker:
+    events_file: Path | None = args.events if str(args.events) not in ("", ".") else None
+    with ExitStack() as stack:
+        # The Worker's data points, as Cloudflare would store them, in a file the user can read.
+        analytics = (
+            stack.enter_context(collecting(settings.analytics_dataset, events_file))
+            if settings.analytics and events_file is not None
+            else None
+        )
+        worker = stack.enter_context(
+            serve_worker(source, bindings, port=args.port, rate_limits=limits, analytics=analytics)
+        )
         upstream = gateway_url or settings.gateway_url
         demo_lines = ""
         if demo:
@@ -291,12 +315,18 @@ def _run_worker(
             f"  rate limit       {name} ({rate.limit} per {rate.period} s, local stand-in)\n"
             for name, rate in limits.items()
         )
+        events_line = (
+            f"  events           {events_file} (dataset {settings.analytics_dataset})\n"
+            if analytics is not None
+            else ""
+        )
         print(
             f"aigw dev: serving the Worker at {worker.url}\n"
             f"  OpenAI base URL  {worker.url}/v1\n"
             f"  providers        {', '.join(settings.providers)}\n"
             f"  upstream         {upstream}\n"
             f"{rate_lines}"
+            f"{events_line}"
             f"{demo_lines}"
             "Press Ctrl-C to stop.",
             flush=True,

@@ -5,8 +5,15 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from importlib.metadata import version
 
 from infra.cli import clients, doctor, keys, local, smoke, usage
+
+PACKAGE = "aigw"
+DOCS = (
+    "Guides and references: the docs/ folder of the aigw checkout (make docs serves the site on "
+    "http://127.0.0.1:8000); COMMAND --help names what a command reads, environment included."
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -14,7 +21,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="aigw",
         description="Run, inspect and operate an aigw deployment (AI Gateway + Worker).",
+        epilog=DOCS,
     )
+    # The installed distribution's version: pyproject.toml's, which CHANGELOG.md's latest names.
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version(PACKAGE)}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     local.add_commands(commands)
     doctor.add_command(commands)

@@ -48,7 +48,8 @@ def add_command(commands: argparse._SubParsersAction[Any]) -> None:
         description=(
             "Send one small chat completion and one streamed one through the deployed Worker, "
             "check the answers, then find both requests in the gateway's logs and report which "
-            "key served them."
+            f"key served them. {api.OPERATE_ENVIRONMENT[:-1]}, {CLIENT_TOKEN_ENV} (the client "
+            "token, when --token is not given)."
         ),
     )
     parser.add_argument("--url", required=True, help="the Worker's URL (stack output `url`)")

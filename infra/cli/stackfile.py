@@ -11,6 +11,8 @@ import yaml
 from infra.providers import PROVIDERS
 from infra.settings import NAMESPACE, SECRET_KEYS, Settings, SettingsError, load
 
+STACK_ENV = "PULUMI_STACK"
+"""The stack when none is given, as the Pulumi CLI reads it."""
 _PREFIX, _SUFFIX = "Pulumi.", ".yaml"
 """A stack file is named `Pulumi.<stack>.yaml`."""
 EXAMPLE_FILE = "Pulumi.example.yaml"
@@ -29,7 +31,7 @@ class NoStackFileError(StackFileError):
 
 def find_stack_file(stack: str | None, root: Path) -> Path | None:
     """`--stack`, else `$PULUMI_STACK`, else the only stack file in `root`; or None."""
-    chosen = stack or os.environ.get("PULUMI_STACK") or None
+    chosen = stack or os.environ.get(STACK_ENV) or None
     if chosen is not None:
         path = root / stack_file_name(chosen)
         if not path.is_file():

@@ -1,4 +1,5 @@
-"""`aigw usage`: page through the gateway's logs and total requests, tokens and cost per group."""
+"""`aigw usage`: requests, refusals, tokens and cost per group, from the Worker's events and the
+gateway's analytics in a few API calls (or, with `--source logs`, from the gateway's logs)."""
 
 from __future__ import annotations
 
@@ -18,9 +19,20 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from infra.cli import api
+from infra.cli import api, events, gateway_analytics
+from infra.settings import analytics_dataset
+from infra.worker.analytics import OWN_OUTCOMES
 
 GroupBy = Literal["model", "provider", "client", "key", "status"]
+Source = Literal["events", "logs"]
+SOURCES: tuple[Source, ...] = get_args(Source)
+WORKER_REFUSALS = frozenset(OWN_OUTCOMES.values()) - {
+    "provider_refused",
+    "provider_error",
+    "gateway_refusal",
+}
+"""Outcomes of requests the Worker answered itself, before or instead of the gateway: the
+refusals the gateway's logs never had."""
 GROUPINGS: tuple[GroupBy, ...] = get_args(GroupBy)
 # The largest page the logs endpoint serves; fewer round trips on long windows.
 PAGE_SIZE = 50
@@ -52,6 +64,25 @@ class Totals:
     tokens_in: int = 0
     tokens_out: int = 0
     cost: float = 0.0
+    refused: int = 0
+    """Requests the Worker refused itself (events only: the logs never see them)."""
+    outcomes: dict[str, int] = field(default_factory=dict)
+    """Requests by the Worker's outcome (events only)."""
+
+    def add_outcomes(self, outcomes: dict[str, int], cached: int) -> None:
+        """Count a group's requests from the Worker's events, by outcome."""
+        for outcome, count in outcomes.items():
+            self.requests += count
+            self.errors += 0 if outcome == "answered" else count
+            self.refused += count if outcome in WORKER_REFUSALS else 0
+            self.outcomes[outcome] = self.outcomes.get(outcome, 0) + count
+        self.cached += cached
+
+    def add_gateway(self, group: gateway_analytics.GatewayGroup) -> None:
+        """Add the gateway's tokens and cost (its requests are the Worker's, counted already)."""
+        self.tokens_in += group.tokens_in
+        self.tokens_out += group.tokens_out
+        self.cost += group.cost
 
     def add(self, log: LogListResponse) -> None:
         """Count one logged request."""
@@ -62,8 +93,8 @@ class Totals:
         self.tokens_out += log.tokens_out or 0
         self.cost += log.cost or 0.0
 
-    def as_json(self, group: str) -> dict[str, object]:
-        """The row shape of `usage --json`."""
+    def as_json(self, group: str, from_events: bool = False) -> dict[str, object]:
+        """The row shape of `usage --json`; from the Worker's events, with its outcomes."""
         return {
             "group": group,
             "requests": self.requests,
@@ -73,6 +104,11 @@ class Totals:
             "tokens_out": self.tokens_out,
             # Sums of float costs pick up binary noise; a millionth of a dollar is exact enough.
             "cost": round(self.cost, 6),
+            **(
+                {"refused": self.refused, "outcomes": dict(sorted(self.outcomes.items()))}
+                if from_events
+                else {}
+            ),
         }
 
 
@@ -83,6 +119,8 @@ class Usage:
     by: GroupBy
     groups: dict[str, Totals] = field(default_factory=dict)
     total: Totals = field(default_factory=Totals)
+    from_events: bool = False
+    """Counted from the Worker's events (which know its own refusals), not the gateway's logs."""
 
     def add(self, log: LogListResponse) -> None:
         """Count one logged request in its group and in the total."""
@@ -96,8 +134,8 @@ class Usage:
     def as_json(self) -> dict[str, object]:
         """`{"rows": [...], "total": {...}}`, as `usage --json` prints it."""
         return {
-            "rows": [totals.as_json(group) for group, totals in self.rows()],
-            "total": self.total.as_json("total"),
+            "rows": [totals.as_json(group, self.from_events) for group, totals in self.rows()],
+            "total": self.total.as_json("total", self.from_events),
         }
 
 
@@ -105,14 +143,18 @@ def add_command(commands: argparse._SubParsersAction[Any]) -> None:
     """Register `aigw usage`."""
     parser = commands.add_parser(
         "usage",
-        help="requests, errors, tokens and cost from the gateway's logs",
+        help="requests, refusals, tokens and cost per model, provider, client or key",
         description=(
-            "Page through the AI Gateway's logs in a time window (both ends included) and add up "
-            "requests, errors, cached answers, tokens and cost per group."
+            "Add up requests, errors, the Worker's own refusals and cached answers per group in a "
+            "time window (both ends included) from the Worker's events (Workers Analytics "
+            "Engine), and tokens and cost from the gateway's analytics: a few API calls whatever "
+            "the traffic. --source logs pages through the gateway's logs instead. "
+            + api.OPERATE_ENVIRONMENT
         ),
     )
     api.add_target_arguments(parser)
     add_window_arguments(parser)
+    add_source_arguments(parser)
     parser.add_argument(
         "--by", choices=GROUPINGS, default="model", help="how to group requests (default: model)"
     )
@@ -131,20 +173,107 @@ def add_window_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--until", help="end of the window: an ISO time (default: now)")
 
 
+def add_source_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--source` and `--dataset`, shared by the commands that read the Worker's events."""
+    parser.add_argument(
+        "--source",
+        choices=SOURCES,
+        default="events",
+        help="events: the Worker's events and the gateway's analytics, a few API calls "
+        "(default); logs: page through the gateway's logs, one call per 50 requests (Legacy "
+        "Logs, accounts created before 2026-09-24)",
+    )
+    parser.add_argument(
+        "--dataset",
+        help="the Worker's Analytics Engine dataset (default: the stack's, else the gateway id "
+        "with - as _, as for a stack whose workerName is its gatewayId)",
+    )
+
+
+def dataset_of(args: argparse.Namespace, target: api.Target) -> str:
+    """The dataset the Worker writes to: `--dataset`, else the stack's, else from the gateway id."""
+    if args.dataset:
+        return events.dataset_name(args.dataset)
+    if target.settings is not None:
+        if not target.settings.analytics:
+            raise api.OperateError(
+                f"stack {target.stack} has aigw:analytics false, so the Worker records no events: "
+                "pass --source logs, or turn analytics on"
+            )
+        return target.settings.analytics_dataset
+    return analytics_dataset(target.gateway_id)
+
+
 def run(args: argparse.Namespace) -> int:
     """`aigw usage`."""
     window = parse_window(args.since, args.until, now=datetime.now(UTC))
     target = api.resolve_target(args)
     client = api.make_client()
     usage = Usage(by=args.by)
-    show_progress = not args.json and sys.stderr.isatty()
-    for log in gateway_logs(client, target, window, progress=show_progress):
-        usage.add(log)
+    if args.source == "logs":
+        show_progress = not args.json and sys.stderr.isatty()
+        for log in gateway_logs(client, target, window, progress=show_progress):
+            usage.add(log)
+    else:
+        usage.from_events = True
+        read_events(usage, client, target, window, dataset_of(args, target))
     if args.json:
         api.print_json(usage.as_json())
     else:
         print_table(usage, target, window)
     return 0
+
+
+def read_events(
+    usage: Usage, client: cloudflare.Cloudflare, target: api.Target, window: Window, dataset: str
+) -> None:
+    """Fill `usage` from one SQL query (requests by group and outcome) and one GraphQL query
+    (the gateway's tokens and cost by model, provider and client)."""
+    sql = events.SqlClient(client, target.account_id)
+    rows = sql.rows(events.usage_query(dataset, window.start, window.end, usage.by))
+    cached: dict[str, int] = {}
+    for row in rows:
+        group = str(row.get("grp") or "")
+        cached[group] = cached.get(group, 0) + round(events.number(row.get("cached")))
+    for group, outcomes in events.outcome_counts(rows, "grp").items():
+        name = event_group(group, usage.by)
+        usage.groups.setdefault(name, Totals()).add_outcomes(outcomes, cached.get(group, 0))
+        usage.total.add_outcomes(outcomes, cached.get(group, 0))
+    if usage.by == "status":
+        # The gateway's analytics have no status: tokens and cost are in the total only.
+        groups = _gateway_groups(client, target, window)
+        for gateway_group in groups:
+            usage.total.add_gateway(gateway_group)
+        return
+    for gateway_group in _gateway_groups(client, target, window):
+        name = gateway_group_name(gateway_group, usage.by)
+        usage.groups.setdefault(name, Totals()).add_gateway(gateway_group)
+        usage.total.add_gateway(gateway_group)
+
+
+def _gateway_groups(
+    client: cloudflare.Cloudflare, target: api.Target, window: Window
+) -> list[gateway_analytics.GatewayGroup]:
+    windows = [gateway_analytics.GatewayWindow(window.start, window.end)]
+    return gateway_analytics.read_gateway_usage(client, target, windows)[0]
+
+
+def event_group(value: str, by: GroupBy) -> str:
+    """A group as the events name it: `status` is a number, an empty name is unknown."""
+    if by == "status" and value:
+        return str(round(events.number(value)))
+    return value or UNKNOWN
+
+
+def gateway_group_name(group: gateway_analytics.GatewayGroup, by: GroupBy) -> str:
+    """The usage group a gateway group's tokens and cost belong to."""
+    value = {
+        "model": group.model,
+        "provider": group.provider,
+        "client": group.client,
+        "key": group.key_id,
+    }.get(by, "")
+    return value or UNKNOWN
 
 
 def parse_window(since: str, until: str | None, *, now: datetime) -> Window:
@@ -283,20 +412,27 @@ def print_table(usage: Usage, target: api.Target, window: Window) -> None:
     # Group names are what the reader looks for: never cut them short, squeeze the numbers instead.
     longest = max((len(group) for group in usage.groups), default=len(usage.by))
     table.add_column(usage.by, footer="total", min_width=min(longest, 48), overflow="fold")
-    for name, footer in (
+    columns = [
         ("requests", f"{total.requests:,}"),
         ("errors", f"{total.errors:,}"),
+        ("refused", f"{total.refused:,}"),
         ("cached", _cached(total)),
         ("tokens in", f"{total.tokens_in:,}"),
         ("tokens out", f"{total.tokens_out:,}"),
         ("cost", money(total.cost)),
-    ):
+    ]
+    if not usage.from_events:
+        # The logs never see the Worker's own refusals: no column that would always say 0.
+        columns.pop(2)
+    for name, footer in columns:
         table.add_column(name, footer=footer, justify="right", no_wrap=True)
     for group, totals in usage.rows():
+        refused = [f"{totals.refused:,}"] if usage.from_events else []
         table.add_row(
             group,
             f"{totals.requests:,}",
             f"{totals.errors:,}",
+            *refused,
             _cached(totals),
             f"{totals.tokens_in:,}",
             f"{totals.tokens_out:,}",
@@ -311,7 +447,16 @@ def print_table(usage: Usage, target: api.Target, window: Window) -> None:
     )
     console.print(table)
     if not usage.groups:
-        console.print("no requests were logged in this window")
+        console.print(
+            "no requests were recorded in this window"
+            if usage.from_events
+            else "no requests were logged in this window"
+        )
+    elif usage.from_events and usage.total.refused:
+        console.print(
+            f"refused: requests the Worker answered itself ({usage.total.refused:,}: bad tokens, "
+            "client policy, pool_exhausted, bad routes), which the gateway's logs never see"
+        )
 
 
 def _cached(totals: Totals) -> str:

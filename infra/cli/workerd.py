@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from infra.cli.local_analytics import LocalAnalytics
 from infra.settings import ClientRateLimit
+from infra.worker.analytics import BINDING as ANALYTICS_BINDING
 from infra.worker.render import COMPATIBILITY_DATE, MAIN_MODULE, TEMPLATE_DIR
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -66,6 +68,7 @@ def serve_worker(
     ready_timeout: float = READY_TIMEOUT,
     rate_limits: Mapping[str, ClientRateLimit] | None = None,
     inspector_port: int | None = None,
+    analytics: LocalAnalytics | None = None,
 ) -> Iterator[RunningWorker]:
     """Serve the ES module `source` in workerd on 127.0.0.1 until the block exits.
 
@@ -76,7 +79,9 @@ def serve_worker(
     0 lets the kernel choose a free port. `log_path` keeps workerd's output at a path of the
     caller's; by default it lives in a temporary directory removed on exit. workerd is always
     stopped on exit: SIGTERM, then SIGKILL. `inspector_port` opens the V8 inspector (Chrome
-    DevTools protocol) on 127.0.0.1 at that port, for profiling.
+    DevTools protocol) on 127.0.0.1 at that port, for profiling. `analytics` gives the Worker
+    its Analytics Engine binding, whose data points workerd posts to that loopback collector
+    (an experimental workerd feature: workerd then runs with `--experimental`).
     """
     limits = dict(rate_limits or {})
     for name in [*bindings, *limits]:
@@ -94,7 +99,7 @@ def serve_worker(
                 RATE_LIMIT_STAND_IN.read_text(encoding="utf-8"), encoding="utf-8"
             )
         config = workdir / "config.capnp"
-        config.write_text(_config(bindings, port, limits), encoding="utf-8")
+        config.write_text(_config(bindings, port, limits, analytics), encoding="utf-8")
         log = log_path if log_path is not None else workdir / "workerd.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         log_file = stack.enter_context(log.open("ab"))
@@ -103,6 +108,8 @@ def serve_worker(
         command = [str(binary), "serve", config.name, f"--control-fd={control_write}"]
         if inspector_port is not None:
             command.append(f"--inspector-addr=127.0.0.1:{inspector_port}")
+        if analytics is not None:
+            command.append("--experimental")
         try:
             process = subprocess.Popen(
                 command,
@@ -135,10 +142,13 @@ def workerd_binary() -> Path:
 
 
 def _config(
-    bindings: Mapping[str, str], port: int, rate_limits: Mapping[str, ClientRateLimit]
+    bindings: Mapping[str, str],
+    port: int,
+    rate_limits: Mapping[str, ClientRateLimit],
+    analytics: LocalAnalytics | None = None,
 ) -> str:
     """The capnp config: one Worker, text bindings from the environment, the rate-limit stand-ins
-    as wrapped bindings, open outbound network."""
+    as wrapped bindings, the analytics binding to a loopback collector, open outbound network."""
     entries = [
         f"(name = {json.dumps(name)}, fromEnvironment = {json.dumps(name)})" for name in bindings
     ]
@@ -151,6 +161,19 @@ def _config(
         entries.append(
             f"(name = {json.dumps(name)}, wrapped = (moduleName = {json.dumps(RATE_LIMIT_MODULE)}, "
             f"innerBindings = [{inner_bindings}]))"
+        )
+    services = ""
+    if analytics is not None:
+        # workerd names the dataset after the service the binding designates (server.c++).
+        if not _BINDING_NAME.fullmatch(analytics.dataset):
+            raise WorkerdError(f"dataset name {analytics.dataset!r} is not an identifier")
+        entries.append(
+            f"(name = {json.dumps(ANALYTICS_BINDING)}, "
+            f"analyticsEngine = {json.dumps(analytics.dataset)})"
+        )
+        services = (
+            f"\n    (name = {json.dumps(analytics.dataset)}, "
+            f'external = (address = "127.0.0.1:{int(analytics.port)}", http = ())),'
         )
     text_bindings = ",\n    ".join(entries)
     extensions = (
@@ -170,7 +193,7 @@ const config :Workerd.Config = (
     (name = "internet", network = (
       allow = ["public", "private", "local"],
       tlsOptions = (trustBrowserCas = true),
-    )),
+    )),{services}
   ],
   sockets = [
     (name = "{_SOCKET}", address = "127.0.0.1:{port}", http = (), service = "main"),

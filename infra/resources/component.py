@@ -9,6 +9,7 @@ import pulumi
 import pulumi_cloudflare as cloudflare
 
 from infra.resources import gateway, script
+from infra.resources.key_places import key_places
 from infra.settings import GATEWAY_HOST, Secrets, Settings, client_names, generated_clients
 from infra.worker.render import render_worker
 
@@ -42,6 +43,8 @@ class AigwGateway(pulumi.ComponentResource):
     """`<url>/v1`, the base URL for OpenAI SDKs."""
     client_tokens: pulumi.Output[Mapping[str, str | list[str]]]
     """Client name to its token, or to its tokens while it rotates (secret)."""
+    key_places: pulumi.Output[dict[str, dict[str, str]]]
+    """Provider to key id to its place in the config, `providerKeys.openai[2]` (not secret)."""
 
     def __init__(
         self, name: str, args: AigwGatewayArgs, opts: pulumi.ResourceOptions | None = None
@@ -57,7 +60,7 @@ class AigwGateway(pulumi.ComponentResource):
         # Every client is known here (tokens come only from config), so a "*" budget becomes one
         # spend-limit rule per client without an entry of its own.
         every_client = client_names(settings, secrets)
-        ai_gateway = gateway.create_gateway(name, settings, every_client, self)
+        ai_gateway = gateway.create_gateway(name, settings, every_client, self, secrets.otels)
 
         # The token the Worker sends upstream: the configured one, or one created for this gateway.
         token_resources: list[pulumi.Resource] = []
@@ -101,6 +104,7 @@ class AigwGateway(pulumi.ComponentResource):
                     lambda values: [
                         *script.secret_bindings(provider_keys, values[0], values[1]),
                         *script.rate_limit_binding_args(settings),
+                        *script.analytics_binding_args(settings),
                     ]
                 )
             )
@@ -118,6 +122,7 @@ class AigwGateway(pulumi.ComponentResource):
         self.worker_name = worker_script.script_name
         self.openai_base_url = self.url.apply(lambda url: f"{url}/v1")
         self.client_tokens = client_tokens
+        self.key_places = pulumi.Output.from_input(key_places(provider_keys))
         self.register_outputs(
             {
                 "gatewayId": self.gateway_id,
@@ -126,6 +131,7 @@ class AigwGateway(pulumi.ComponentResource):
                 "url": self.url,
                 "openaiBaseUrl": self.openai_base_url,
                 "clientTokens": self.client_tokens,
+                "keyPlaces": self.key_places,
             }
         )
 

@@ -13,6 +13,7 @@ from infra.settings import (
     LOG_RETENTION_RANGE,
     SCALAR_SETTINGS,
     Budget,
+    OtelExporter,
     Settings,
     spend_limit_rules,
 )
@@ -105,7 +106,32 @@ def gateway_args(settings: Settings, clients: Iterable[str]) -> dict[str, Any]:
     if settings.log_retention is not None:
         args["log_management"] = settings.log_retention.max_logs
         args["log_management_strategy"] = settings.log_retention.strategy
+    # Always given, so that removing the setting turns Logpush off (the provider keeps
+    # Cloudflare's value of an input left out).
+    args["logpush"] = settings.logpush is not None
+    if settings.logpush is not None:
+        args["logpush_public_key"] = settings.logpush.public_key
     return args
+
+
+SECRET_INPUTS = frozenset({"otels"})
+"""`AiGateway` inputs create_gateway sets from the secrets, outside the pure `gateway_args`."""
+
+
+def otel_args(exporters: Sequence[OtelExporter]) -> list[cloudflare.AiGatewayOtelArgsDict]:
+    """The gateway's `otels` input: one entry per OpenTelemetry collector (pulumi-cloudflare
+    6.23 `AiGatewayOtelArgs`: `url`, `headers` required, `authorization`, `content_type`)."""
+    entries: list[cloudflare.AiGatewayOtelArgsDict] = []
+    for exporter in exporters:
+        entry: cloudflare.AiGatewayOtelArgsDict = {
+            "url": exporter.url,
+            "headers": dict(exporter.headers),
+            "content_type": exporter.content_type,
+        }
+        if exporter.authorization is not None:
+            entry["authorization"] = exporter.authorization
+        entries.append(entry)
+    return entries
 
 
 def run_permission_group_id(groups: Sequence[PermissionGroup]) -> str:
@@ -164,7 +190,11 @@ def log_retention_warning(settings: Settings) -> str | None:
 
 
 def create_gateway(
-    name: str, settings: Settings, clients: Sequence[str], parent: pulumi.Resource
+    name: str,
+    settings: Settings,
+    clients: Sequence[str],
+    parent: pulumi.Resource,
+    otels: Sequence[OtelExporter] = (),
 ) -> cloudflare.AiGateway:
     """The AI Gateway itself: cache, logs, rate limit, spend limits, log retention, its own
     retries (off unless set), authentication on."""
@@ -174,6 +204,9 @@ def create_gateway(
     return cloudflare.AiGateway(
         f"{name}-gateway",
         **gateway_args(settings, clients),
+        # Secret as a whole: collectors' headers and authorization are credentials. An empty
+        # list rather than nothing, so that removing the setting removes the export.
+        otels=pulumi.Output.secret(otel_args(otels)),
         # Deleting the gateway deletes its logs; production stacks protect it from destroy.
         opts=pulumi.ResourceOptions(parent=parent, protect=settings.protect),
     )

@@ -127,6 +127,28 @@ def generate_client_token(name: str, client: str, parent: pulumi.Resource) -> ra
     )
 
 
+ANALYTICS_BINDING = "ANALYTICS"
+"""The Worker's Workers Analytics Engine binding (worker_template/analytics.js.j2 writes to it)."""
+
+
+def analytics_binding_args(settings: Settings) -> list[cloudflare.WorkersScriptBindingArgsDict]:
+    """The Worker's `analytics_engine` binding to this stack's dataset, unless analytics is off.
+
+    Cloudflare creates the dataset on the first write (developers.cloudflare.com/analytics/
+    analytics-engine/get-started/); pulumi-cloudflare 6.23 `WorkersScriptBindingArgs` takes it
+    as `type` "analytics_engine" with `dataset`.
+    """
+    if not settings.analytics:
+        return []
+    return [
+        {
+            "name": ANALYTICS_BINDING,
+            "type": "analytics_engine",
+            "dataset": settings.analytics_dataset,
+        }
+    ]
+
+
 def create_script(
     name: str,
     settings: Settings,

@@ -37,6 +37,8 @@ class WorkerConfig:
     """Client policies by name, `"*"` for every client without its own (DESIGN §4)."""
     client_gateway_headers: tuple[str, ...] = DEFAULT_CLIENT_GATEWAY_HEADERS
     """The `cf-aig-*` headers a client may send (`clientGatewayHeaders`)."""
+    cache_scope: str = "client"
+    """`cacheScope`: `client` puts the client's name in the Worker's cache key, `shared` not."""
 
     @property
     def cache(self) -> bool:
@@ -64,6 +66,7 @@ class WorkerConfig:
             rotation_offset=rotation_offset,
             clients=settings.clients,
             client_gateway_headers=settings.client_gateway_headers,
+            cache_scope=str(settings.scalars["cacheScope"]),
         )
 
     def provider(self, slug: str) -> Provider | None:

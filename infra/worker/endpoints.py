@@ -15,8 +15,11 @@ rendered into it from here.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+from infra.worker.routing import percent_decode
 
 PATH_MODEL = "{model}"
 """A template segment (or the part of one before `:<method>`) that names the model: checked."""
@@ -31,6 +34,9 @@ the request target alone, and a `?` or `#` could end the path wherever it is dec
 CONTENT_KEYS = ("messages", "input", "contents", "metadata")
 """Keys whose values are conversation content or the client's own labels, never a model setting:
 a tool call's arguments there may well have a `model` of their own."""
+SCHEMA_NAME_KEYS = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
+"""JSON Schema keys (a function tool's `parameters`, a response schema) whose object's keys are
+names the schema gives, never settings: a property called `model` there names no model."""
 MODEL_KEY_ENDINGS = ("model", "models", "modelid", "modelname")
 """A key names a model when, lower-cased without `_` and `-`, it ends with one of these."""
 MODEL_KEY_NAMES = ("fallback", "fallbacks")
@@ -62,6 +68,11 @@ class Endpoint:
     prompts): a body with one is refused."""
     refused_tool_prefix: str | None = None
     """`tools[]` whose `type` starts with this are server tools that run models of their own."""
+    deferred_fields: tuple[str, ...] = ()
+    """Top-level body fields, or query parameters, that (unless `false` or `null`) run the
+    request's work after the answer AI Gateway logs (OpenAI Responses `background`: the response is
+    created queued, without usage, and generated later; Workers AI `queueRequest`, its batch API):
+    refused to every client with a limit, whose budget would not see that work."""
 
 
 def _openai_style(
@@ -72,6 +83,7 @@ def _openai_style(
     refused_fields: tuple[str, ...] = (),
     tool_models: tuple[tuple[str, str], ...] = (),
     refused_tool_prefix: str | None = None,
+    deferred_fields: tuple[str, ...] = (),
 ) -> tuple[Endpoint, ...]:
     """POST `<root>/<name>` for each name, each naming its model in the body's `model`, and (with
     `listing`) GET `<root>/models` and `<root>/models/{id}`."""
@@ -84,6 +96,7 @@ def _openai_style(
             tool_models=tool_models,
             refused_fields=refused_fields,
             refused_tool_prefix=refused_tool_prefix,
+            deferred_fields=deferred_fields,
         )
         for name in names
     )
@@ -124,6 +137,8 @@ ENDPOINTS: Mapping[str, tuple[Endpoint, ...]] = {
             listing=False,
             refused_fields=("prompt",),
             tool_models=(("image_generation", "model"),),
+            # platform.openai.com/docs/guides/background: `background: true` returns at once.
+            deferred_fields=("background",),
         ),
     ),
     "anthropic": _openai_style("/anthropic/v1", ("messages", "messages/count_tokens", "complete")),
@@ -161,7 +176,13 @@ ENDPOINTS: Mapping[str, tuple[Endpoint, ...]] = {
     ),
     "xai": _openai_style("/xai/v1", _CHAT),
     "workers-ai": (
-        Endpoint("POST", f"/workers-ai/{PATH_MODEL_REST}", reads_body=True),
+        # developers.cloudflare.com/workers-ai/features/batch-api/: `queueRequest` queues a batch.
+        Endpoint(
+            "POST",
+            f"/workers-ai/{PATH_MODEL_REST}",
+            reads_body=True,
+            deferred_fields=("queueRequest",),
+        ),
         *_openai_style("/workers-ai/v1", ("chat/completions", "embeddings"), listing=False),
     ),
     "cerebras": _openai_style("/cerebras", ("chat/completions", "completions")),
@@ -173,6 +194,68 @@ Multipart endpoints (audio transcriptions and translations, image edits) are not
 is a form field among file parts, and reading it would take a second multipart parser whose
 reading of a crafted body (a field twice, odd quoting) can differ from the provider's; a client
 that needs them gets them from its operator's `endpoints`, unchecked."""
+
+
+@dataclass(frozen=True)
+class UncountedEndpoint:
+    """Endpoints whose use AI Gateway does not count (DESIGN §4): they mint a provider credential
+    the client then uses without the gateway, or run work after the request the gateway saw, so
+    no budget or log sees it. Closed to every client with a limit unless an `endpoints` entry
+    opens it by name."""
+
+    path: str
+    """A glob on the decoded, lower-cased client path, where `*` matches any run of characters."""
+    name: str
+    """What an `endpoints` entry must spell out (outside its `*`s, in any letter case) to open
+    these: `"* /v1/*"` opens no such endpoint, `"POST /v1/batches"` opens the batches."""
+
+
+# Each provider's API reference, read 2026-12: which calls hand out a credential or start work
+# that runs after the answer the gateway logs. Matched on any provider's route, since the
+# OpenAI-compatible providers copy OpenAI's paths (Groq and Mistral have batches and fine-tuning).
+UNCOUNTED_ENDPOINTS: tuple[UncountedEndpoint, ...] = (
+    # OpenAI Realtime: client secrets and (beta) sessions and transcription sessions mint an
+    # ephemeral key the client uses with OpenAI directly; calls start a WebRTC session whose
+    # audio never passes the gateway (platform.openai.com/docs/api-reference/realtime-sessions).
+    UncountedEndpoint("*/realtime", "realtime"),
+    UncountedEndpoint("*/realtime/*", "realtime"),
+    # ChatKit sessions mint a client secret too (platform.openai.com/docs/api-reference/chatkit).
+    UncountedEndpoint("*/chatkit/*", "chatkit"),
+    # Batches: OpenAI /v1/batches (platform.openai.com/docs/api-reference/batch), Anthropic
+    # /v1/messages/batches (docs.anthropic.com/en/api/creating-message-batches), Google
+    # batches/* (ai.google.dev/api/batch-api), Groq and others alike: run within 24 hours.
+    UncountedEndpoint("*/batches", "batches"),
+    UncountedEndpoint("*/batches/*", "batches"),
+    UncountedEndpoint("*/batch/*", "batch"),
+    # Google's batch methods on a model, its long-running predictions (Veo) and its ephemeral
+    # tokens for the Live API (ai.google.dev/gemini-api/docs/ephemeral-tokens).
+    UncountedEndpoint("*:batchgeneratecontent", "batchgeneratecontent"),
+    UncountedEndpoint("*:asyncbatchembedcontent", "asyncbatchembedcontent"),
+    UncountedEndpoint("*:predictlongrunning", "predictlongrunning"),
+    UncountedEndpoint("*/auth_tokens", "auth_tokens"),
+    UncountedEndpoint("*/auth_tokens/*", "auth_tokens"),
+    UncountedEndpoint("*bidigeneratecontent*", "bidigeneratecontent"),
+    # Training and storage billed by the hour or gigabyte: fine-tuning (OpenAI, Mistral), Google
+    # tuned models and cached contents (ai.google.dev/api/caching), OpenAI vector stores and
+    # code-interpreter containers.
+    UncountedEndpoint("*/fine_tuning/*", "fine_tuning"),
+    UncountedEndpoint("*/tunedmodels*", "tunedmodels"),
+    UncountedEndpoint("*/cachedcontents*", "cachedcontents"),
+    UncountedEndpoint("*/vector_stores*", "vector_stores"),
+    UncountedEndpoint("*/containers*", "containers"),
+    # Work run after the request: Assistants runs, evals, video generation (Sora), Perplexity's
+    # async chat completions.
+    UncountedEndpoint("*/runs", "runs"),
+    UncountedEndpoint("*/runs/*", "runs"),
+    UncountedEndpoint("*/evals*", "evals"),
+    UncountedEndpoint("*/videos*", "videos"),
+    UncountedEndpoint("*/async/*", "async"),
+    # OpenRouter's key provisioning and credit purchases (openrouter.ai/docs/api-reference).
+    UncountedEndpoint("*/keys", "keys"),
+    UncountedEndpoint("*/keys/*", "keys"),
+    UncountedEndpoint("*/credits/*", "credits"),
+)
+"""Endpoints closed to every client with a limit unless opened by name; none is in `ENDPOINTS`."""
 
 
 def glob_matches(pattern: str, name: str) -> bool:
@@ -237,10 +320,26 @@ def table_endpoint(slug: str, method: str, path: str) -> tuple[Endpoint | None, 
 
 
 def opened(endpoints: tuple[tuple[str, str], ...] | None, method: str, path: str) -> bool:
-    """Whether a policy's `endpoints` entry ("METHOD /path-glob") opens `method` on `path`."""
+    """Whether a policy's `endpoints` entry ("METHOD /path-glob") opens `method` on `path`; an
+    uncounted endpoint only by an entry that names it (`names_endpoint`)."""
+    closed = uncounted(path)
     return any(
-        (allowed in ("*", method)) and glob_matches(glob, path) for allowed, glob in endpoints or ()
+        (allowed in ("*", method))
+        and glob_matches(glob, path)
+        and (closed is None or names_endpoint(glob, closed))
+        for allowed, glob in endpoints or ()
     )
+
+
+def uncounted(path: str) -> UncountedEndpoint | None:
+    """The uncounted endpoint the decoded client `path` calls, if any (in any letter case)."""
+    lowered = path.lower()
+    return next((u for u in UNCOUNTED_ENDPOINTS if glob_matches(u.path, lowered)), None)
+
+
+def names_endpoint(glob: str, endpoint: UncountedEndpoint) -> bool:
+    """Whether an `endpoints` path glob spells out `endpoint`'s name outside its `*`s."""
+    return any(endpoint.name in part for part in glob.lower().split("*"))
 
 
 class UnreadableBody(ValueError):
@@ -257,6 +356,11 @@ class AmbiguousJson(UnreadableBody):
     last value, other parsers the first) or nested past `MAX_JSON_DEPTH`: always refused."""
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+"""A key holding one of these (NUL above all) may be read apart: a parser built on C strings ends
+`"model\\u0000x"` at the NUL and reads `model`, which aigw would not."""
+
+
 def _no_constant(name: str) -> object:
     raise NotJson(f"{name} is not JSON")
 
@@ -265,21 +369,31 @@ def _pairs(pairs: list[tuple[str, object]]) -> dict[str, object]:
     document = dict(pairs)
     if len(document) != len(pairs):
         raise AmbiguousJson("a key appears twice in one object")
+    if any(_CONTROL.search(key) for key in document):
+        raise AmbiguousJson("a key holds a control character")
     return document
 
 
 def read_json(body: bytes) -> object:
     """A body parsed as the Worker's `JSON.parse` does; raises `NotJson` or `AmbiguousJson`.
 
-    A BOM is dropped, invalid UTF-8 is replaced, numbers are doubles (a 5000-digit integer is no
-    error), `NaN` and `Infinity` are not JSON. One difference is left: text nested deeper than
+    A BOM is dropped, numbers are doubles (a 5000-digit integer is no error), `NaN` and `Infinity`
+    are not JSON. JSON with invalid UTF-8, or with a control character in a key, is
+    `AmbiguousJson`: a provider may drop or replace the bytes `JSON.parse` replaces, and read a
+    key aigw does not (`"mod\\xffel"` as `model`). One difference is left: text nested deeper than
     Python's recursion limit is `AmbiguousJson` here even when it is not JSON at all, which the
     Worker finds out (both refuse it, but on an opened endpoint, where the Worker passes text
     that is not JSON on unread and the provider refuses it).
     """
     try:
+        text = body.decode("utf-8-sig")
+        invalid = False
+    except UnicodeDecodeError:
+        text = body.decode("utf-8-sig", errors="replace")
+        invalid = True
+    try:
         document: object = json.loads(
-            body.decode("utf-8-sig", errors="replace"),
+            text,
             object_pairs_hook=_pairs,
             parse_constant=_no_constant,
             parse_int=float,
@@ -292,6 +406,8 @@ def read_json(body: bytes) -> object:
         raise NotJson("not JSON") from error
     if _depth(document) > MAX_JSON_DEPTH:
         raise AmbiguousJson("nested too deep")
+    if invalid:
+        raise AmbiguousJson("invalid UTF-8")
     return document
 
 
@@ -318,8 +434,9 @@ def is_model_key(key: str) -> bool:
 
 def body_models(document: object, models: list[str] | None = None) -> list[str]:
     """Every string a body holds under a key that names a model, at any depth but in content
-    (`CONTENT_KEYS`); a list there gives each of its strings. The body nests at most
-    `MAX_JSON_DEPTH` deep (`read_json`), so recursion is bounded."""
+    (`CONTENT_KEYS`): whatever the shape under that key (a list, lists in lists, `{"0": ...}`,
+    `{"id": ...}`), every string in it, since a provider may read any of them as the model. The
+    body nests at most `MAX_JSON_DEPTH` deep (`read_json`), so recursion is bounded."""
     found = [] if models is None else models
     if isinstance(document, list):
         for item in document:
@@ -329,10 +446,22 @@ def body_models(document: object, models: list[str] | None = None) -> list[str]:
             if key in CONTENT_KEYS:
                 continue
             if is_model_key(key):
-                named = child if isinstance(child, list) else [child]
-                found.extend(item for item in named if isinstance(item, str))
-            body_models(child, found)
+                _strings(child, found)
+            elif key in SCHEMA_NAME_KEYS and isinstance(child, dict):
+                for schema in child.values():
+                    body_models(schema, found)
+            else:
+                body_models(child, found)
     return found
+
+
+def _strings(value: object, found: list[str]) -> None:
+    """Every string in `value`, at any depth, appended to `found`."""
+    if isinstance(value, str):
+        found.append(value)
+    elif isinstance(value, list | dict):
+        for item in value.values() if isinstance(value, dict) else value:
+            _strings(item, found)
 
 
 def missing_model(endpoint: Endpoint, document: dict[str, object]) -> str | None:
@@ -358,6 +487,29 @@ def missing_model(endpoint: Endpoint, document: dict[str, object]) -> str | None
     return None
 
 
+def deferred_field(endpoint: Endpoint, document: object) -> str | None:
+    """The field of a body that defers its work past the answer the gateway logs, or None."""
+    if not isinstance(document, dict):
+        return None
+    for field in endpoint.deferred_fields:
+        value = document.get(field, False)
+        if value is not False and value is not None:
+            return field
+    return None
+
+
+def deferred_parameter(endpoint: Endpoint, query: str) -> str | None:
+    """The query parameter (its decoded name in any letter case) that defers the request's work
+    past the answer the gateway logs, unless its value is empty or `false`; or None."""
+    deferred = {field.lower(): field for field in endpoint.deferred_fields}
+    for part in query.split("&") if deferred and query else ():
+        name, _, value = part.partition("=")
+        field = deferred.get(percent_decode(name).lower())
+        if field is not None and percent_decode(value).lower() not in ("", "false"):
+            return field
+    return None
+
+
 def _names_model(tool: dict[str, object], key: str) -> bool:
     value: object = tool
     for part in key.split("."):
@@ -380,7 +532,7 @@ _JSON_SPACE = b" \t\n\r"
 _MODEL_KEY = b"model"
 
 
-def body_model(body: bytes) -> str | None:
+def top_level_model(body: bytes) -> str | None:
     """The top-level `"model"` string of a JSON object body, read for routing without parsing
     the body: the scan walks the structure and jumps over every string to its closing quote, so
     it costs little beside the body's size (bench.model_read), and stops at the first `model`

@@ -83,10 +83,14 @@ WORKER_ERRORS: tuple[WorkerError, ...] = (
         (403,),
         "permission_error",
         "policy",
-        "a client with `models` called an endpoint where aigw cannot read every model a request "
-        "names, and no `endpoints` entry opens it",
+        "a client with a limit called an endpoint outside aigw's table (with `models`: where aigw "
+        "cannot read every model a request names; without: whose use AI Gateway does not count) "
+        "that no `endpoints` entry opens, one the gateway does not count (batches, realtime "
+        "client secrets, ...) that no entry names, or sent Responses `background` or Workers AI "
+        "`queueRequest`",
         'Operator: add `"METHOD /path-glob"` to `clients.<name>.endpoints`, if the client may '
-        "call it.",
+        "call it; for an endpoint the gateway does not count, an entry that names it, as the "
+        "message says (its use is then not bounded by any budget).",
     ),
     WorkerError(
         "model_not_allowed",

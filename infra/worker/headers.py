@@ -34,6 +34,8 @@ STRIPPED_HEADERS = (
     "transfer-encoding",
     "true-client-ip",
     "upgrade",
+    "x-goog-fieldmask",
+    "x-goog-quota-user",
     "x-goog-user-project",
     "x-http-method",
     "x-http-method-override",
@@ -80,12 +82,17 @@ def forwarded_headers(
     as `gateway_control` words them."""
     forwarded = {}
     for name, value in headers.items():
+        # Some servers read `_` as `-`: `OpenAI_Organization` is stripped like the header it names,
+        # and a `cf_aig_*` header is never the control `clientGatewayHeaders` lists.
+        spelled = name.replace("_", "-")
         if (
-            name in STRIPPED_HEADERS
-            or name in CLIENT_KEY_HEADERS
-            or name.startswith(STRIPPED_HEADER_PREFIXES)
+            spelled in STRIPPED_HEADERS
+            or spelled in CLIENT_KEY_HEADERS
+            or spelled.startswith(STRIPPED_HEADER_PREFIXES)
+            or (spelled != name and spelled.startswith(GATEWAY_HEADER_PREFIX))
         ):
             continue
+
         kept: str | None = value
         if name.startswith(GATEWAY_HEADER_PREFIX):
             kept = gateway_control(config, client, name, value)
@@ -119,8 +126,19 @@ def client_cache_key(client: str, value: str) -> str:
     return f"{client}:{value}"
 
 
-def cache_key(method: str, upstream_path: str, headers: Mapping[str, str], body: bytes) -> str:
-    """The shared gateway cache key: the same request shares one entry whichever key sends it.
+def cache_key(
+    method: str,
+    upstream_path: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    client: str | None = None,
+) -> str:
+    """The gateway cache key: the same request shares one entry whichever key sends it, and (with
+    `client`, `cacheScope: client`) only for that client.
+
+    Shared by every client, a cache tells a client whether another sent exactly this request
+    (a hit) and hands it that client's answer. A client's line comes first, and a client name
+    holds no new line while a shared key's first line is a method, so the two never collide.
 
     It covers every forwarded header but those that never change an answer (`UNKEYED_HEADERS`):
     `anthropic-version`, `anthropic-beta`, `openai-beta` and whatever a provider reads next year
@@ -133,4 +151,6 @@ def cache_key(method: str, upstream_path: str, headers: Mapping[str, str], body:
         if name not in UNKEYED_HEADERS and not name.startswith(UNKEYED_HEADER_PREFIXES)
     )
     listed = json.dumps(keyed, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(f"{method}\n{upstream_path}\n{listed}\n".encode() + body).hexdigest()
+    scope = "" if client is None else f"client {client}\n"
+    head = f"{scope}{method}\n{upstream_path}\n{listed}\n"
+    return hashlib.sha256(head.encode() + body).hexdigest()

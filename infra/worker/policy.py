@@ -18,15 +18,19 @@ from infra.worker.config import Response, WorkerConfig
 from infra.worker.endpoints import (
     UNREADABLE_MODEL_CHARACTERS,
     AmbiguousJson,
+    Endpoint,
     UnreadableBody,
     body_models,
     checked_name,
     client_path,
+    deferred_field,
+    deferred_parameter,
     glob_matches,
     missing_model,
     opened,
     read_json,
     table_endpoint,
+    uncounted,
 )
 from infra.worker.routing import decoded_path
 
@@ -34,6 +38,13 @@ POLICY_ERROR_TYPES = {401: "authentication_error", 403: "permission_error", 429:
 """The OpenAI error `type` of each policy refusal's status."""
 IDENTITY_ENCODINGS = ("", "identity")
 """The request `Content-Encoding`s a body is read as it comes (none, or `identity`)."""
+AMBIGUOUS_BODY = (
+    "its body names a key twice in one object, nests deeper than aigw reads, or has a key or "
+    "text it cannot read as the provider would (invalid UTF-8, a control character in a key): "
+    "send it as plain JSON"
+)
+COUNTED = "whose use AI Gateway counts"
+"""How the refusal of a client with a limit but no `models` names the endpoints it may call."""
 _PRINTABLE_NAME = re.compile(r"[!-~]{1,256}")
 """A model name a refusal may quote: printable ASCII, as `models` patterns are."""
 
@@ -79,6 +90,15 @@ class FixedWindowLimiter:
         return True
 
 
+def has_limit(policy: ClientPolicy) -> bool:
+    """Whether a policy limits what the client may spend or call (`budget`, `rateLimit`, `models`
+    or `providers`): such a client may call only the endpoints whose use the gateway counts."""
+    return any(
+        value is not None
+        for value in (policy.budget, policy.rate_limit, policy.models, policy.providers)
+    )
+
+
 def check_policy(
     config: WorkerConfig,
     client: str,
@@ -89,11 +109,12 @@ def check_policy(
     now_ms: int,
     limiter: Callable[[ClientRateLimit], FixedWindowLimiter],
     encoding: str = "",
+    query: str = "",
 ) -> Response | None:
     """The refusal of the client's policy for this request, or None when it may go upstream;
-    `encoding` is the request's `Content-Encoding`.
+    `encoding` is the request's `Content-Encoding`, `query` its raw query string.
 
-    In DESIGN §4's order: expiry, provider, endpoint and models, rate limit. The rate limit is
+    In DESIGN §4's order: expiry, provider, endpoint, models, rate limit. The rate limit is
     checked last, so refused requests never count against it; the body is parsed only when
     `models` is set.
     """
@@ -114,10 +135,19 @@ def check_policy(
             f"client {client} may not call {provider.slug}; its providers are "
             + ", ".join(policy.providers),
         )
-    if policy.models is not None:
-        refusal = check_models(client, policy, provider.slug, method, rest, body, encoding)
+    if has_limit(policy):
+        path = client_path(provider.slug, decoded_path(rest))
+        refusal, endpoint, path_model = check_endpoint(client, policy, provider.slug, method, path)
+        if refusal is None and endpoint is not None and endpoint.deferred_fields:
+            refusal = check_deferred(client, endpoint, method, body, encoding, query)
         if refusal is not None:
             return refusal
+        if policy.models is not None:
+            refusal = check_models(
+                client, policy, provider.slug, method, endpoint, path_model, body, encoding
+            )
+            if refusal is not None:
+                return refusal
     rate = policy.rate_limit
     if rate is not None and not limiter(rate).check(client, now_ms):
         return _policy_error(
@@ -130,28 +160,88 @@ def check_policy(
     return None
 
 
+def check_endpoint(
+    client: str, policy: ClientPolicy, slug: str, method: str, path: str
+) -> tuple[Response | None, Endpoint | None, str | None]:
+    """(the refusal, or None; the `ENDPOINTS` entry called; the model its path names) for a client
+    with a limit on the decoded client `path`: it must be in `ENDPOINTS` or opened by `endpoints`
+    (an uncounted endpoint by name)."""
+    if any(character in path for character in UNREADABLE_MODEL_CHARACTERS):
+        refusal = _policy_error(
+            403,
+            "endpoint_not_allowed",
+            f"client {client} may not send a path that holds ? or # once decoded",
+        )
+        return refusal, None, None
+    endpoint, path_model = table_endpoint(slug, method, path)
+    if endpoint is None and not opened(policy.endpoints, method, path):
+        closed = uncounted(path)
+        message = (
+            _endpoints_message(client, policy)
+            if closed is None or not opened_but_uncounted(policy.endpoints, method, path)
+            else f"client {client} may not call {method} {path}: AI Gateway does not count its "
+            "use (it hands out a provider credential or runs work later), so no budget bounds "
+            f"it; the operator can open it by naming {closed.name!r} in an endpoints entry"
+        )
+        return _policy_error(403, "endpoint_not_allowed", message), None, None
+    return None, endpoint, path_model
+
+
+def check_deferred(
+    client: str, endpoint: Endpoint, method: str, body: bytes, encoding: str, query: str
+) -> Response | None:
+    """The refusal of a request that defers its work past the answer the gateway logs (Responses
+    `background`, Workers AI `queueRequest`, in the body or the query), for a client with a
+    limit; a body that cannot be read so is refused too."""
+    if method != "POST":
+        return None
+    problem = None
+    parameter = deferred_parameter(endpoint, query)
+    if parameter is not None:
+        problem = f'"{parameter}"'
+    elif encoding.lower() not in IDENTITY_ENCODINGS:
+        problem = "a compressed body, which aigw cannot read"
+    else:
+        try:
+            named = deferred_field(endpoint, read_json(body))
+        except AmbiguousJson:
+            problem = "a body aigw cannot read as the provider would"
+        except UnreadableBody:
+            named = None
+        if problem is None and named is not None:
+            problem = f'"{named}"'
+    if problem is None:
+        return None
+    return _policy_error(
+        403,
+        "endpoint_not_allowed",
+        f"client {client} may not send {problem} here: with it the work may run after this "
+        "request, where AI Gateway does not count it, so no budget bounds it",
+    )
+
+
+def opened_but_uncounted(
+    endpoints: tuple[tuple[str, str], ...] | None, method: str, path: str
+) -> bool:
+    """Whether an `endpoints` entry would open this uncounted path but does not name it."""
+    return any(
+        allowed in ("*", method) and glob_matches(glob, path) for allowed, glob in endpoints or ()
+    )
+
+
 def check_models(
     client: str,
     policy: ClientPolicy,
     slug: str,
     method: str,
-    rest: str,
+    endpoint: Endpoint | None,
+    path_model: str | None,
     body: bytes,
     encoding: str = "",
 ) -> Response | None:
-    """The refusal of a client with `models` for this request, or None: the endpoint must be one
-    `ENDPOINTS` lists or `endpoints` opens, and every model the request names must be listed."""
+    """The refusal of a client with `models` for a request to an endpoint `check_endpoint` let
+    through, or None: every model the request names must be listed."""
     assert policy.models is not None
-    path = client_path(slug, decoded_path(rest))
-    if any(character in path for character in UNREADABLE_MODEL_CHARACTERS):
-        return _policy_error(
-            403,
-            "endpoint_not_allowed",
-            f"client {client} may not send a path that holds ? or # once decoded",
-        )
-    endpoint, path_model = table_endpoint(slug, method, path)
-    if endpoint is None and not opened(policy.endpoints, method, path):
-        return _policy_error(403, "endpoint_not_allowed", _endpoints_message(client, policy))
     models = [] if path_model is None else [path_model]
     # GET carries no body upstream; POST always does, DELETE when it has one.
     if method == "POST" or (method == "DELETE" and body):
@@ -162,11 +252,7 @@ def check_models(
         try:
             document = read_json(body)
         except AmbiguousJson:
-            return _model_error(
-                client,
-                "its body names a key twice in one object, or nests deeper than aigw reads: "
-                "send it as plain JSON",
-            )
+            return _model_error(client, AMBIGUOUS_BODY)
         except UnreadableBody:
             if reads:
                 return _model_error(client, "send a JSON object body that names its model")
@@ -196,11 +282,11 @@ def check_models(
 
 
 def _endpoints_message(client: str, policy: ClientPolicy) -> str:
-    """Why a client with `models` may not call an endpoint, and which ones it may."""
+    """Why a client with a limit may not call an endpoint, and which ones it may."""
     extra = [f"{method} {glob}" for method, glob in policy.endpoints or ()]
+    known = "where aigw reads every model a request names" if policy.models else COUNTED
     return (
-        f"client {client} may call only the inference endpoints where aigw reads every model a "
-        "request names, and the model listings"
+        f"client {client} may call only the inference endpoints {known}, and the model listings"
         + (f", and {', '.join(extra)}" if extra else "")
         + "; the operator can open others in its policy's endpoints"
     )

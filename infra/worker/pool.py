@@ -184,7 +184,8 @@ def proxy(
     upstream_path = matched.upstream_path()
     base = forwarded_headers(config, client, headers)
     if config.cache and CACHE_KEY_HEADER not in base:
-        base[CACHE_KEY_HEADER] = cache_key(request.method, upstream_path, base, request.body)
+        scope = client if config.cache_scope == "client" else None
+        base[CACHE_KEY_HEADER] = cache_key(request.method, upstream_path, base, request.body, scope)
     gateway_token = env.get(GATEWAY_TOKEN, "").strip()
     if gateway_token:
         base["cf-aig-authorization"] = f"Bearer {gateway_token}"

@@ -10,6 +10,7 @@ import jinja2
 from infra import secret_bindings
 from infra.settings import ClientPolicy, Settings, rate_limit_binding
 from infra.worker import (
+    analytics,
     answers,
     auth,
     cors,
@@ -22,7 +23,7 @@ from infra.worker import (
 )
 from infra.worker import policy as client_policy
 from infra.worker.config import UPSTREAM_TIMEOUT_MS, WorkerConfig
-from infra.worker.policy import budget_text, expiry_text
+from infra.worker.policy import budget_text, expiry_text, has_limit
 
 COMPATIBILITY_DATE = "2026-11-01"
 """The Workers compatibility date the Worker is written and tested against (workerd in package.json
@@ -99,6 +100,7 @@ def render_config(config: WorkerConfig) -> str:
         "endpoint_table": endpoint_table,
         "policies": policies,
         # Each concern's module, for the constants its template renders (`{{ routing.ALLOW }}`).
+        "analytics": analytics,
         "answers": answers,
         "auth": auth,
         "cors": cors,
@@ -110,6 +112,9 @@ def render_config(config: WorkerConfig) -> str:
         "scrubbing": scrubbing,
         "secret_bindings": secret_bindings,
         "verdicts": verdicts,
+        "uncounted_endpoints": [
+            {"path": closed.path, "name": closed.name} for closed in endpoints.UNCOUNTED_ENDPOINTS
+        ],
     }
     return _environment().get_template(TEMPLATE).render(context)
 
@@ -127,6 +132,7 @@ def _policy(policy: ClientPolicy) -> dict[str, Any]:
         else {"binding": rate_limit_binding(rate), "limit": rate.limit, "period": rate.period},
         "budget": None if policy.budget is None else budget_text(policy.budget),
         "endpoints": None if policy.endpoints is None else [list(e) for e in policy.endpoints],
+        "limited": has_limit(policy),
     }
 
 
@@ -140,4 +146,5 @@ def _endpoint(endpoint: endpoints.Endpoint) -> dict[str, Any]:
         "toolModels": [list(pair) for pair in endpoint.tool_models],
         "refusedFields": list(endpoint.refused_fields),
         "refusedToolPrefix": endpoint.refused_tool_prefix,
+        "deferredFields": list(endpoint.deferred_fields),
     }

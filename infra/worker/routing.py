@@ -30,6 +30,35 @@ class Route:
         return f"/{self.provider.slug}{self.rest}" + (f"?{self.query}" if self.query else "")
 
 
+STRIPPED_QUERY_PARAMETERS = (
+    "$.xgafv",
+    "$apiformat",
+    "$callback",
+    "$ct",
+    "$fields",
+    "$httpmethod",
+    "$key",
+    "$quotauser",
+    "$userip",
+    "$userproject",
+    "access_token",
+    "callback",
+    "fields",
+    "key",
+    "oauth_token",
+    "quotauser",
+    "userip",
+    "userproject",
+)
+"""Query parameters (decoded, in any letter case) never forwarded: Google's system parameters
+(cloud.google.com/apis/docs/system-parameters) that do what a stripped header does or a client
+token's place (`key`): the billing or quota project and user, a method or content-type override
+(`$httpMethod`, `$ct`: the body checked would not be the body read), and the forms that change the
+error body the Worker reads (`$.xgafv`, a JSONP `callback`, a `fields` mask)."""
+ALT_PARAMETERS = ("alt", "$alt")
+KEPT_ALT_VALUES = ("sse", "json")
+"""`alt` is kept for `sse` (streaming) and `json` (the default), dropped for `proto` and `media`,
+whose binary bodies the Worker cannot read."""
 _ENCODED_SEPARATOR = re.compile(r"%(?:2f|5c)", re.IGNORECASE)
 _PERCENT = re.compile(r"%([0-9a-fA-F]{2})")
 _DECODE_ROUNDS = 3
@@ -95,12 +124,21 @@ def query_keys(query: str) -> list[str]:
     return values
 
 
-def query_without_key(query: str) -> str:
-    """The query string without its `key` parameters (Google's key place), others untouched."""
+def forwarded_query(query: str) -> str:
+    """The query string without the parameters that are stripped headers in another form
+    (`STRIPPED_QUERY_PARAMETERS`, `alt` but `sse` and `json`), others untouched."""
     parts = query.split("&")
-    kept = [part for part in parts if percent_decode(part.partition("=")[0]) != "key"]
-    # A query without `key` goes upstream byte for byte.
+    kept = [part for part in parts if not _stripped_parameter(part)]
+    # A query with nothing stripped goes upstream byte for byte.
     return query if len(kept) == len(parts) else "&".join(part for part in kept if part)
+
+
+def _stripped_parameter(part: str) -> bool:
+    name, _, value = part.partition("=")
+    decoded = percent_decode(name).lower()
+    if decoded in ALT_PARAMETERS:
+        return percent_decode(value).lower() not in KEPT_ALT_VALUES
+    return decoded in STRIPPED_QUERY_PARAMETERS
 
 
 def health() -> Response:

@@ -21,10 +21,10 @@ from infra.worker.config import Response, UpstreamResponse
 from infra.worker.endpoints import (
     GOOGLE,
     UnreadableBody,
-    body_model,
     client_path,
     read_json,
     table_endpoint,
+    top_level_model,
 )
 from infra.worker.key_limits import MAX_COOLDOWN_MS
 from infra.worker.policy import budget_exceeded_message
@@ -216,7 +216,7 @@ def whole_key_quota(provider: Provider, status: int, document: object) -> bool:
 def request_model(provider: Provider, method: str, rest: str, body: bytes) -> str | None:
     """The model a request names, for its key state (`key_limits.MODEL_LIMIT_PROVIDERS`): its
     path's (Google's `models/<model>:<method>`), else its body's top-level `model` read without
-    a parse (`endpoints.body_model`); None when it names none (its key's own state)."""
+    a parse (`endpoints.top_level_model`); None when it names none (its key's own state)."""
     slug = provider.slug
     if slug not in key_limits.MODEL_LIMIT_PROVIDERS:
         return None
@@ -226,7 +226,7 @@ def request_model(provider: Provider, method: str, rest: str, body: bytes) -> st
         _, model = table_endpoint(slug, method, client_path(slug, decoded_path(rest)))
         if model is not None:
             return model
-    return body_model(body) if method == "POST" else None
+    return top_level_model(body) if method == "POST" else None
 
 
 def model_refusal(provider: Provider, status: int, document: object, model: str | None) -> bool:

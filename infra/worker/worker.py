@@ -26,10 +26,10 @@ from infra.worker.pool import KeyPool, proxy
 from infra.worker.routing import (
     PROXIED_METHODS,
     Route,
+    forwarded_query,
     health,
     method_not_allowed,
     path_is_contained,
-    query_without_key,
     route,
     split_target,
 )
@@ -134,6 +134,7 @@ class Isolate:
             self.clock_ms(),
             self.rate_limiter,
             headers.get("content-encoding", ""),
+            query,
         )
         if refusal is not None:
             return refusal
@@ -145,8 +146,9 @@ class Isolate:
                 f"no API keys are configured for {provider.slug} (binding {provider.binding})",
             )
         # `?key=` is cleared on every route: a client token there must not reach a provider
-        # (or the gateway's logs) whichever route it was sent to.
-        matched = Route(provider, matched.rest, query_without_key(matched.query))
+        # (or the gateway's logs) whichever route it was sent to; so are the other query forms
+        # of headers that are stripped.
+        matched = Route(provider, matched.rest, forwarded_query(matched.query))
         return proxy(
             self.config, self.env, self.clock_ms, request, headers, matched, client, pool, send
         )

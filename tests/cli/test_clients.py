@@ -78,7 +78,7 @@ def seed(fake: FakeCloudflare) -> None:
 
 def clients_json(capsys: pytest.CaptureFixture[str], *options: str) -> dict[str, Any]:
     """Run `aigw clients --json` in-process and decode what it printed."""
-    assert main(["clients", "--json", *options]) == 0
+    assert main(["clients", "--source", "logs", "--json", *options]) == 0
     document: dict[str, Any] = json.loads(capsys.readouterr().out)
     return document
 
@@ -171,6 +171,18 @@ def test_since_moves_requests_and_cost_but_not_what_a_budget_spent(
     assert (laptop["requests"], laptop["cost"], laptop["spent"]) == (3, 0.3, 0.3)
 
 
+def test_until_ends_the_window_of_requests_and_cost_but_not_of_a_budget(
+    cloudflare_api: FakeCloudflare, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--until an hour ago leaves out laptop's recent requests, not what its budget spent."""
+    write_stack(STACK)
+    seed(cloudflare_api)
+    until = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    laptop = by_name(clients_json(capsys, "--since", "7d", "--until", until))["laptop"]
+    # Only the 2-hour-old request is inside; the budget still counts its own hour up to now.
+    assert (laptop["requests"], laptop["cost"], laptop["spent"]) == (1, 0.4, 0.3)
+
+
 def test_logs_are_read_back_as_far_as_the_longest_budget(
     cloudflare_api: FakeCloudflare, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -245,7 +257,7 @@ def test_table_shows_policies_and_what_is_left(
     """The human view names each client with its budget, spend, limits and expiry."""
     write_stack(STACK)
     seed(cloudflare_api)
-    assert main(["clients"]) == 0
+    assert main(["clients", "--source", "logs"]) == 0
     out = capsys.readouterr().out
     lines = out.splitlines()
     assert lines[0].startswith(f"stack dev, gateway {GATEWAY_ID}, requests and cost since ")
@@ -266,7 +278,12 @@ def test_missing_gateway_is_one_clear_sentence(
     cloudflare_api: FakeCloudflare, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """As with `aigw usage`: the gateway id, the account and where the id came from."""
-    assert main(["clients", "--account-id", ACCOUNT_ID, "--gateway-id", "aigw-prod"]) == 1
+    assert (
+        main(
+            ["clients", "--source", "logs", "--account-id", ACCOUNT_ID, "--gateway-id", "aigw-prod"]
+        )
+        == 1
+    )
     err = capsys.readouterr().err
     assert err.startswith("aigw: error: ") and err.count("\n") == 1
     assert f"gateway 'aigw-prod' was not found in account {ACCOUNT_ID} (HTTP 404)" in err
@@ -277,7 +294,7 @@ def test_invalid_policy_in_the_stack_is_one_clear_sentence(
 ) -> None:
     """A policy `pulumi up` would refuse is refused here with the same message."""
     write_stack(STACK.replace("period: 60}", "period: 30}"))
-    assert main(["clients"]) == 1
+    assert main(["clients", "--source", "logs"]) == 1
     err = capsys.readouterr().err
     assert err.startswith(
         "aigw: error: Pulumi.dev.yaml: aigw:clients.alice.rateLimit.period: got 30; expected 10 or"

@@ -35,6 +35,7 @@ def test_console_script_prints_usage_json_and_nothing_else(
         "CLOUDFLARE_ACCOUNT_ID": ACCOUNT_ID,
     }
     argv = [aigw_script(), "usage", "--json", "--gateway-id", GATEWAY_ID, "--by", "client"]
+    argv += ["--source", "logs"]
     argv += ["--since", "2026-11-28T12:00:00Z", "--until", "2026-11-28T12:02:00Z"]
     done = subprocess.run(argv, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr

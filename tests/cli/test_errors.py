@@ -35,7 +35,8 @@ def test_missing_gateway_is_one_clear_sentence(
     cloudflare_api: FakeCloudflare, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Logs of a gateway that does not exist: the id, the account, and where the id came from."""
-    err = fails(capsys, ["usage", "--account-id", ACCOUNT_ID, "--gateway-id", "aigw-prod"])
+    argv = ["usage", "--account-id", ACCOUNT_ID, "--gateway-id", "aigw-prod", "--source", "logs"]
+    err = fails(capsys, argv)
     assert f"gateway 'aigw-prod' was not found in account {ACCOUNT_ID} (HTTP 404)" in err
     assert "--gateway-id" in err
 
@@ -100,7 +101,7 @@ def test_account_id_comes_from_the_environment_last(
 ) -> None:
     """CLOUDFLARE_ACCOUNT_ID is used when neither a flag nor a stack names the account."""
     monkeypatch.setenv("CLOUDFLARE_ACCOUNT_ID", ACCOUNT_ID)
-    assert main(["usage", "--json", "--gateway-id", GATEWAY_ID]) == 0
+    assert main(["usage", "--json", "--source", "logs", "--gateway-id", GATEWAY_ID]) == 0
     assert any(path.startswith(f"/accounts/{ACCOUNT_ID}/") for path, _ in cloudflare_api.calls)
 
 
@@ -151,7 +152,7 @@ def test_explicit_ids_need_no_stack_among_several(
     """Given --account-id and --gateway-id, several stack files in the folder do not matter."""
     for stack in ("dev", "prod"):
         write_stack(stack, f"config:\n  aigw:accountId: {ACCOUNT_ID}\n")
-    assert main(["usage", "--json", *TARGET]) == 0
+    assert main(["usage", "--json", "--source", "logs", *TARGET]) == 0
     assert json.loads(capsys.readouterr().out)["total"]["requests"] == 0
 
 

@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 from cloudflare.types.ai_gateway import LogListResponse
 
-from infra.cli import keys
+from infra.cli import keys, keys_chart
 from infra.cli.main import main
 from tests.cli.conftest import fails
 from tests.cloudflare_fake import ACCOUNT_ID, API_TOKEN, GATEWAY_ID, FakeCloudflare
 
-TARGET = ["--account-id", ACCOUNT_ID, "--gateway-id", GATEWAY_ID]
+TARGET = ["--account-id", ACCOUNT_ID, "--gateway-id", GATEWAY_ID, "--source", "logs"]
 NOON = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 WINDOW = ["--since", "2026-11-28T00:00:00Z", "--until", "2026-11-29T00:00:00Z"]
 FIELDS = [
@@ -34,6 +34,7 @@ FIELDS = [
     "lastSeen",
     "verdict",
     "refusedOn",
+    "place",
 ]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 ANSI_CODE = re.compile(r"\x1b\[[0-9;]*m")
@@ -105,6 +106,7 @@ REPLACE_ROW = {
     "refusedOn": [
         {"model": "gpt-4o-mini", "path": "chat/completions", "since": "2026-11-28T10:20:00.000Z"}
     ],
+    "place": None,
 }
 RATE_LIMITED_ROW = {
     "provider": "anthropic",
@@ -118,6 +120,7 @@ RATE_LIMITED_ROW = {
     "lastSeen": "2026-11-28T11:24:00.000Z",
     "verdict": "rate-limited",
     "refusedOn": [],
+    "place": None,
 }
 HEALTHY_ROW = {
     "provider": "openai",
@@ -131,6 +134,7 @@ HEALTHY_ROW = {
     "lastSeen": "2026-11-28T09:58:00.000Z",
     "verdict": "healthy",
     "refusedOn": [],
+    "place": None,
 }
 
 
@@ -441,13 +445,15 @@ def test_keys_table_puts_keys_to_replace_first_and_in_red(
 def test_keys_table_shows_each_key_with_its_counts(
     cloudflare_api: FakeCloudflare, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """The plain table lists every count, the last status and when the key was last seen."""
+    """The plain table lists every count, the last status, when the key was last seen and its
+    config entry (unknown here: no stack was given)."""
     seed_pool(cloudflare_api)
     lines = run(capsys, *WINDOW).splitlines()
     assert lines[0] == f"gateway {GATEWAY_ID}, 2026-11-28T00:00:00.000Z to 2026-11-29T00:00:00.000Z"
     revoked = next(line for line in lines if "5e6f7a8b" in line)
     assert revoked.split() == [
         "openai", "5e6f7a8b", "replace", "30", "20", "0", "10", "0", "401", "11-28", "10:29Z",
+        "unknown",
     ]  # fmt: skip
     healthy = next(line for line in lines if "1a2b3c4d" in line)
     assert healthy.split()[2:9] == ["healthy", "60", "50", "6", "0", "4", "200"]
@@ -497,10 +503,10 @@ def test_keys_chart_draws_refusals_in_their_colour(
         log(cloudflare_api, NOON + timedelta(hours=3, minutes=minute), 401, key="600dc0de")
     refused = tmp_path / "refused.png"
     keys_json(capsys, *WINDOW, "--chart", str(refused))
-    red = keys.CLASS_COLOURS["refused"]
+    red = keys_chart.CLASS_COLOURS["refused"]
     # The legend's swatch is there in both; only the refused chart has a bar of that colour.
     assert pixels_of(refused, red) > pixels_of(healthy, red) + 1000
-    assert pixels_of(healthy, keys.CLASS_COLOURS["ok"]) > 1000
+    assert pixels_of(healthy, keys_chart.CLASS_COLOURS["ok"]) > 1000
 
 
 @pytest.mark.parametrize(
@@ -520,7 +526,7 @@ def test_keys_chart_labels_round_hours_with_the_date_where_it_changes(
     start: datetime, hours: int, expected: dict[int, str]
 ) -> None:
     """The chart's time axis is labelled on round hours (or days), dated first and at 00:00."""
-    ticks = keys.hour_ticks([start + timedelta(hours=hour) for hour in range(hours)])
+    ticks = keys_chart.hour_ticks([start + timedelta(hours=hour) for hour in range(hours)])
     assert {index: ticks[index] for index in expected} == expected
     assert len(ticks) <= 13
 
@@ -590,7 +596,7 @@ def test_keys_unknown_gateway_is_one_clear_sentence(
     cloudflare_api: FakeCloudflare, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Logs of a gateway that does not exist: the id, the account, and where the id came from."""
-    err = fails(capsys, ["keys", "--account-id", ACCOUNT_ID, "--gateway-id", "aigw-prod"])
+    err = fails(capsys, ["keys", *TARGET[:2], "--gateway-id", "aigw-prod", "--source", "logs"])
     assert f"gateway 'aigw-prod' was not found in account {ACCOUNT_ID} (HTTP 404)" in err
 
 
@@ -646,3 +652,9 @@ def test_keys_chart_that_cannot_be_saved_is_one_clear_sentence(
     Path("taken.png").mkdir()
     err = fails(capsys, ["keys", *TARGET, "--chart", "taken.png"])
     assert "could not write the chart to 'taken.png': Is a directory" in err
+
+
+def test_the_chart_stacks_every_answer_class_in_the_tables_order() -> None:
+    """The chart's classes are the report's, bottom to top in the order the table counts them."""
+    assert keys_chart.CLASSES == keys.CLASSES
+    assert set(keys_chart.VERDICT_COLOURS) == set(keys.VERDICTS)

@@ -12,7 +12,7 @@ import pytest
 from infra.cli.main import main
 from tests.cloudflare_fake import ACCOUNT_ID, GATEWAY_ID, FakeCloudflare
 
-TARGET = ["--account-id", ACCOUNT_ID, "--gateway-id", GATEWAY_ID]
+TARGET = ["--account-id", ACCOUNT_ID, "--gateway-id", GATEWAY_ID, "--source", "logs"]
 NOON = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 WINDOW = ["--since", "2026-11-28T00:00:00Z", "--until", "2026-11-29T00:00:00Z"]
 FIELDS = ["group", "requests", "errors", "cached", "tokens_in", "tokens_out", "cost"]

@@ -15,7 +15,8 @@ from pulumi import automation as auto
 ROOT = Path(__file__).resolve().parent.parent.parent
 
 REQUIRED_ENV = {
-    "CLOUDFLARE_API_TOKEN": "an API token with Workers Scripts Edit, AI Gateway Edit and "
+    "CLOUDFLARE_API_TOKEN": "an API token with Workers Scripts Edit, AI Gateway Edit, Account "
+    "Analytics Read and "
     "Account API Tokens Edit on the account",
     "CLOUDFLARE_ACCOUNT_ID": "the account to deploy into, 32 hex digits",
     "AIGW_TEST_OPENAI_KEY": "an OpenAI API key for one small chat completion",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import cloudflare
@@ -12,7 +13,8 @@ import httpx
 import openai
 import pytest
 
-from infra.settings import client_names, load, spend_limit_rules
+from infra.cli import api, events, gateway_analytics
+from infra.settings import analytics_dataset, client_names, load, spend_limit_rules
 from tests.cloud.ephemeral import (
     BUDGET_CLIENT,
     DEFAULT_MODEL,
@@ -45,6 +47,16 @@ def _wait_until_serving(url: str) -> None:
             return
         time.sleep(POLL_INTERVAL_S)
     pytest.fail(f"{url}/healthz never answered 200 within {READY_TIMEOUT_S}s (last: {status})")
+
+
+def _client(deployed_stack: DeployedStack) -> openai.OpenAI:
+    """The official SDK as the stack's first client, no retries."""
+    return openai.OpenAI(
+        base_url=deployed_stack.openai_base_url,
+        api_key=deployed_stack.client_token,
+        max_retries=0,
+        timeout=60,
+    )
 
 
 def _log_summary(log: Any) -> dict[str, Any]:
@@ -138,12 +150,7 @@ def test_chat_completion_through_the_worker_is_logged_by_the_gateway(
 ) -> None:
     """A chat completion through a freshly deployed Worker answers and shows in the gateway log."""
     _wait_until_serving(deployed_stack.url)
-    client = openai.OpenAI(
-        base_url=deployed_stack.openai_base_url,
-        api_key=deployed_stack.client_token,
-        max_retries=0,
-        timeout=60,
-    )
+    client = _client(deployed_stack)
     raw = client.chat.completions.with_raw_response.create(
         model=os.environ.get(MODEL_ENV, DEFAULT_MODEL),
         messages=[{"role": "user", "content": "Answer with the single word: pong"}],
@@ -193,3 +200,37 @@ def test_client_over_its_budget_gets_budget_exceeded(deployed_stack: DeployedSta
             raise
         time.sleep(POLL_INTERVAL_S)
     pytest.fail(f"{BUDGET_ATTEMPTS} completions over a tiny budget were all served: {statuses}")
+
+
+@pytest.mark.cloud
+@pytest.mark.timeout(900)
+def test_reports_read_the_worker_events_and_the_gateway_analytics(
+    deployed_stack: DeployedStack,
+) -> None:
+    """The Worker's data point reaches Analytics Engine and `aigw usage`'s SQL finds it there;
+    AI Gateway's GraphQL analytics answers the exact query aigw sends, with the request's cost."""
+    _wait_until_serving(deployed_stack.url)
+    _client(deployed_stack).chat.completions.create(
+        model=os.environ.get(MODEL_ENV, DEFAULT_MODEL),
+        messages=[{"role": "user", "content": "Answer with the single word: pong"}],
+        max_tokens=5,
+    )
+    target = api.Target(deployed_stack.account_id, deployed_stack.gateway_id, None, None)
+    dataset = analytics_dataset(deployed_stack.gateway_id)  # workerName and gatewayId agree here
+    now = datetime.now(UTC)
+    sql = events.SqlClient(cloudflare.Cloudflare(), deployed_stack.account_id)
+    deadline = time.monotonic() + LOG_TIMEOUT_S
+    counts: dict[str, dict[str, int]] = {}
+    while time.monotonic() < deadline:
+        query = events.clients_query(dataset, now - timedelta(hours=1), datetime.now(UTC))
+        try:
+            counts = events.outcome_counts(sql.rows(query), "client")
+        except events.SqlError:
+            counts = {}  # the dataset's table appears with its first data point
+        if counts.get(deployed_stack.client_name, {}).get("answered"):
+            break
+        time.sleep(POLL_INTERVAL_S)
+    assert counts.get(deployed_stack.client_name, {}).get("answered", 0) >= 1, counts
+    windows = [gateway_analytics.GatewayWindow(now - timedelta(hours=1), datetime.now(UTC))]
+    groups = gateway_analytics.read_gateway_usage(cloudflare.Cloudflare(), target, windows)[0]
+    assert sum(group.requests for group in groups) >= 1, groups

@@ -14,7 +14,7 @@ from infra.gateway_inputs import (
     no_longer_inputs,
     undecided,
 )
-from infra.resources.gateway import gateway_args
+from infra.resources.gateway import SECRET_INPUTS, gateway_args
 from infra.settings import KNOWN_KEYS, SCALAR_SETTINGS, SettingsError, load
 
 REQUIRED = {"accountId": "0123456789abcdef0123456789abcdef", "providerKeys": {"openai": ["k"]}}
@@ -55,12 +55,16 @@ def test_an_input_is_a_setting_or_left_out_never_both() -> None:
 
 
 def test_the_program_sends_the_inputs_its_settings_decide() -> None:
-    """`gateway_args` gives every input a setting decides (log retention set), only inputs the
+    """`gateway_args` gives every input a setting decides (log retention and logpush set; the
+    secret `otels` aside), only inputs the
     provider has, and of the left-out ones only the fixed `authentication`."""
-    settings, _ = load({**REQUIRED, "logRetention": {"maxLogs": 20000}}, "dev")
+    logpush = {"publicKey": "-----BEGIN PUBLIC KEY-----\nMCow\n-----END PUBLIC KEY-----"}
+    settings, _ = load({**REQUIRED, "logRetention": {"maxLogs": 20000}, "logpush": logpush}, "dev")
     args = gateway_args(settings, ["default"])
     assert set(args) <= provider_inputs()
-    assert set(SET_BY_SETTINGS) <= set(args)
+    # The secret inputs (otels) are set by create_gateway from the secrets, beside these.
+    assert set(SET_BY_SETTINGS) - SECRET_INPUTS <= set(args)
+    assert provider_inputs() >= SECRET_INPUTS
     assert set(args) & set(LEFT_OUT_OF_SETTINGS) == {"authentication"}
 
 
@@ -88,7 +92,7 @@ def test_each_scalar_setting_reaches_its_input() -> None:
         "workersAiBillingMode": "unified",
         "byokOnly": "true",
     }
-    assert set(raw) == set(SCALAR_SETTINGS)
+    assert set(raw) == {key for key, setting in SCALAR_SETTINGS.items() if setting.gateway_input}
     settings, _ = load({**REQUIRED, **raw}, "dev")
     args = gateway_args(settings, ["default"])
     assert {

@@ -144,6 +144,29 @@ BASE: dict[str, object] = {"accountId": ACCOUNT, "providerKeys": KEYS}
             BASE | {"clientTokens": {"laptop": []}},
             r"^aigw:clientTokens\.laptop: got an empty list",
         ),
+        (BASE | {"analytics": "maybe"}, r"^aigw:analytics: got 'maybe'"),
+        (BASE | {"otels": []}, r"^aigw:otels: got a list; expected a list of 1 to 10 exporters"),
+        (
+            BASE | {"otels": [{"url": "http://otel.example.com/v1/traces"}]},
+            r"^aigw:otels\[0\]\.url: got a value that is not an https:// URL",
+        ),
+        (
+            BASE | {"otels": [{"url": "https://otel.example.com", "contentType": "xml"}]},
+            r"^aigw:otels\[0\]\.contentType: got 'xml'; expected `json` or `protobuf`",
+        ),
+        (
+            BASE | {"otels": [{"url": "https://otel.example.com", "headers": {"bad name": "x"}}]},
+            r"^aigw:otels\[0\]\.headers: got an object with a bad entry",
+        ),
+        (
+            BASE | {"otels": [{"url": "https://otel.example.com", "auth": "x"}]},
+            r"^aigw:otels\[0\]: got an object with unknown field 'auth'",
+        ),
+        (BASE | {"logpush": {}}, r"^aigw:logpush: got \{\} \(missing 'publicKey'\)"),
+        (
+            BASE | {"logpush": {"publicKey": "not a key"}},
+            r"^aigw:logpush\.publicKey: got 'not a key'; expected a PEM public key",
+        ),
     ],
 )
 def test_invalid_config_registers_nothing(config: dict[str, object], message: str) -> None:
@@ -166,6 +189,9 @@ def test_invalid_config_registers_nothing(config: dict[str, object], message: st
         BASE | {"clientTokens": {"laptop": "sk-test-secret,0123456789"}},
         BASE | {"gatewayToken": "sk-test secret"},
         BASE | {"clientTokens": {"laptop": ["sk-test-secret-0123", "sk-test-secret-0123"]}},
+        BASE | {"otels": [{"url": "https://o.example.com", "authorization": ["sk-test-secret"]}]},
+        BASE | {"otels": [{"url": "https://o.example.com", "headers": {"x": "sk-test-secret\n"}}]},
+        BASE | {"otels": [{"url": "https://sk-test-secret x"}]},
     ],
 )
 def test_errors_about_secrets_never_show_them(config: dict[str, object]) -> None:

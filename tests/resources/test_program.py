@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,9 +21,11 @@ from pulumi_harness import (
     run_program,
 )
 
+import infra.resources.component
 import infra.worker
 import infra.worker.render
 from infra.settings import load
+from infra.worker.pool import key_id
 from tests.cloudflare_fake import WORKERS_SUBDOMAIN, FakeCloudflare
 
 GATEWAY = "cloudflare:index/aiGateway:AiGateway"
@@ -102,6 +106,8 @@ def test_gateway_inputs_follow_settings() -> None:
         "logManagement": 100000,
         "logManagementStrategy": "DELETE_OLDEST",
         "spendLimits": {"enabled": False, "rules": []},
+        "logpush": False,
+        "otels": gateway.inputs["otels"],
         # Set explicitly even at their defaults: the gateway's own retries off, and the rest.
         "retryMaxAttempts": 1,
         "retryDelay": 0,
@@ -110,6 +116,8 @@ def test_gateway_inputs_follow_settings() -> None:
         "workersAiBillingMode": "postpaid",
         "byokOnly": False,
     }
+    # No exporter: an empty list, still a secret, so that removing the setting removes it.
+    assert is_secret_input(gateway.inputs["otels"]) and reveal(gateway.inputs["otels"]) == []
     assert not gateway.protect
 
 
@@ -165,6 +173,7 @@ def test_bindings_are_secret_and_hold_every_secret() -> None:
             "text": "laptop:laptop-token-0123456789\nci:ci-token-0123456789abc",
         },
         {"name": "GATEWAY_TOKEN", "type": "secret_text", "text": GATEWAY_TOKEN},
+        {"name": "ANALYTICS", "type": "analytics_engine", "dataset": "team_worker"},
     ]
 
 
@@ -175,7 +184,7 @@ def test_no_secret_in_the_rendered_script(config: dict[str, object]) -> None:
     script = run.one(SCRIPT).inputs
     assert not is_secret_input(script["content"])
     content = script["content"]
-    for binding in reveal(script["bindings"]):
+    for binding in [b for b in reveal(script["bindings"]) if "text" in b]:
         for line in binding["text"].split("\n"):
             secret = line.split(":", 1)[-1]
             assert secret and secret not in content, binding["name"]
@@ -188,7 +197,7 @@ def test_generated_client_token_is_long_and_binding_safe() -> None:
     run = run_program(MINIMAL)
     password = run.one(PASSWORD).inputs
     assert password == {"length": 48, "special": False}
-    text = {b["name"]: b["text"] for b in reveal(run.one(SCRIPT).inputs["bindings"])}
+    text = {b["name"]: b["text"] for b in reveal(run.one(SCRIPT).inputs["bindings"]) if "text" in b}
     assert text["CLIENT_TOKENS"] == f"default:{GENERATED_CLIENT_TOKEN}"
 
 
@@ -203,7 +212,7 @@ def test_created_gateway_token_is_scoped_to_ai_gateway_run_on_this_account() -> 
     assert policy["effect"] == "allow"
     assert policy["permissionGroups"] == [{"id": RUN_GROUP_ID}]
     assert json.loads(policy["resources"]) == {f"com.cloudflare.api.account.{ACCOUNT}": "*"}
-    text = {b["name"]: b["text"] for b in reveal(run.one(SCRIPT).inputs["bindings"])}
+    text = {b["name"]: b["text"] for b in reveal(run.one(SCRIPT).inputs["bindings"]) if "text" in b}
     assert text["GATEWAY_TOKEN"] == CREATED_GATEWAY_TOKEN
 
 
@@ -271,8 +280,30 @@ def test_outputs_of_a_default_stack() -> None:
         "url": url,
         "openaiBaseUrl": f"{url}/v1",
         "clientTokens": {"default": GENERATED_CLIENT_TOKEN},
+        "keyPlaces": {
+            "openai": {
+                key_id(OPENAI_KEYS[0]): "providerKeys.openai[0]",
+                key_id(OPENAI_KEYS[1]): "providerKeys.openai[1]",
+            }
+        },
     }
     assert run.secret_outputs == {"clientTokens"}
+
+
+def test_key_places_name_each_keys_config_entry_and_never_a_key() -> None:
+    """keyPlaces maps the id `aigw keys` shows to `providerKeys.<provider>[<index>]`, in clear,
+    and holds no key: the ids are what the gateway's logs already carry."""
+    run = run_program(FULL)
+    assert run.outputs["keyPlaces"] == {
+        "openai": {
+            key_id("sk-test-a"): "providerKeys.openai[0]",
+            key_id("sk-test-b"): "providerKeys.openai[1]",
+        },
+        "anthropic": {key_id("sk-ant-test-c"): "providerKeys.anthropic[0]"},
+    }
+    assert "keyPlaces" not in run.secret_outputs
+    exported = json.dumps(run.outputs["keyPlaces"])
+    assert not any(key in exported for key in [*OPENAI_KEYS, *ANTHROPIC_KEYS])
 
 
 def test_configured_client_tokens_are_exported_as_a_secret() -> None:
@@ -447,3 +478,79 @@ def test_the_default_client_keeps_its_token_resource() -> None:
     run = run_program(MINIMAL | {"clients": {"default": {"models": ["gpt-4o-mini"]}}})
     assert [password.name for password in run.of_type(PASSWORD)] == ["aigw-client-token"]
     assert run.outputs["clientTokens"] == {"default": GENERATED_CLIENT_TOKEN}
+
+
+def test_the_rotation_page_names_the_generated_tokens_urn() -> None:
+    """`pulumi up --replace` on the docs' URN replaces alice's generated token on stack dev: the
+    URN the page gives is the one the program registers."""
+    page = Path(__file__).resolve().parents[2] / "docs" / "operate" / "replace-keys.md"
+    [shown] = re.findall(r"--replace '([^']+)'", page.read_text(encoding="utf-8"))
+    run = run_program(POLICY_CONFIG, stack="dev")
+    [alice] = [p for p in run.of_type(PASSWORD) if p.name == "aigw-client-token-alice"]
+    assert shown == alice.urn
+
+
+def test_new_worker_code_is_an_update_of_the_scripts_content_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An aigw upgrade that changes the Worker's code changes one input of one resource, the
+    script's content, and no identity: `pulumi preview` shows an update in place (docs/upgrade)."""
+    before = names_and_inputs(run_program(FULL))
+    rendered = infra.resources.component.render_worker
+    monkeypatch.setattr(
+        infra.resources.component,
+        "render_worker",
+        lambda settings: rendered(settings) + "\n// the next version\n",
+    )
+    after = names_and_inputs(run_program(FULL))
+    assert before.keys() == after.keys()
+    changed = {
+        (key, name)
+        for key, inputs in after.items()
+        for name in inputs.keys() | before[key].keys()
+        if inputs.get(name) != before[key].get(name)
+    }
+    assert changed == {((SCRIPT, "aigw-worker"), "content")}
+
+
+OTEL = {"url": "https://otel.example.com/v1/traces", "headers": {"x-team": "sk-test-otel-header"}}
+
+
+def test_analytics_binds_a_dataset_per_stack_and_can_be_turned_off() -> None:
+    """By default the Worker gets an `analytics_engine` binding to a dataset named after its
+    stack's Worker; `analytics: false` removes it (and with it the Worker's events)."""
+
+    def analytics(config: dict[str, object], stack: str = "dev") -> list[dict[str, Any]]:
+        bindings = reveal(run_program(config, stack=stack).one(SCRIPT).inputs["bindings"])
+        return [b for b in bindings if b["type"] == "analytics_engine"]
+
+    assert analytics(MINIMAL) == [
+        {"name": "ANALYTICS", "type": "analytics_engine", "dataset": "aigw_dev"}
+    ]
+    assert analytics(MINIMAL, stack="prod")[0]["dataset"] == "aigw_prod"
+    assert analytics(MINIMAL | {"analytics": "false"}) == []
+
+
+def test_otels_reach_the_gateway_as_a_secret() -> None:
+    """Each OpenTelemetry exporter reaches the AI Gateway's `otels`, kept secret as a whole."""
+    exporter = OTEL | {"authorization": "Bearer sk-test-otel-auth", "contentType": "protobuf"}
+    gateway = run_program(MINIMAL | {"otels": json.dumps([exporter, OTEL])}).one(GATEWAY)
+    assert is_secret_input(gateway.inputs["otels"])
+    assert reveal(gateway.inputs["otels"]) == [
+        {
+            "url": OTEL["url"],
+            "headers": OTEL["headers"],
+            "authorization": "Bearer sk-test-otel-auth",
+            "contentType": "protobuf",
+        },
+        {"url": OTEL["url"], "headers": OTEL["headers"], "contentType": "json"},
+    ]
+
+
+def test_logpush_sets_the_gateway_public_key() -> None:
+    """`logpush` turns the gateway's Logpush on with its public key; unset, it is off."""
+    key = "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA\n-----END PUBLIC KEY-----"
+    gateway = run_program(MINIMAL | {"logpush": {"publicKey": key}}).one(GATEWAY)
+    assert (gateway.inputs["logpush"], gateway.inputs["logpushPublicKey"]) == (True, key)
+    default = run_program(MINIMAL).one(GATEWAY)
+    assert default.inputs["logpush"] is False and "logpushPublicKey" not in default.inputs

@@ -15,7 +15,9 @@ from infra.worker.endpoints import (
     body_models,
     client_path,
     is_model_key,
+    opened,
     read_json,
+    uncounted,
 )
 from infra.worker.scrubbing import redacted, secret_forms
 
@@ -103,3 +105,60 @@ def test_redaction_prefers_the_longest_secret_at_each_place() -> None:
         b"x [redacted] y [redacted] z [redacted]"
     )
     assert redacted(b"nothing here", forms) == b"nothing here"
+
+
+@pytest.mark.parametrize(
+    ("quoted", "hidden"),
+    [
+        (b"sk-ab/c", True),
+        (b"SK-AB/C", True),
+        (b"\\u0073k-ab\\/c", True),
+        (b"\\U0073k-ab/c", False),
+        (b"\\x73k\\x2dab/c", True),
+        (b"%73k%2Dab%2fc", True),
+        (b"&#115;k-ab&#x2F;c", True),
+        (b"&#0000115;k-ab/c", True),
+        (b"&#00000115;k-ab/c", False),
+        (b"s k-ab/c", False),
+        (b"sk-ab/", False),
+    ],
+)
+def test_redaction_finds_a_secret_however_written(quoted: bytes, hidden: bool) -> None:
+    """Each character as is in either case, JSON or JavaScript escaped, percent-encoded or an
+    HTML reference (up to seven decimal digits) is the secret; a near miss is not."""
+    body = b"<" + quoted + b">"
+    assert (redacted(body, secret_forms(("sk-ab/c",))) == b"<[redacted]>") is hidden
+
+
+def test_no_counted_endpoint_is_closed_as_uncounted() -> None:
+    """The uncounted endpoints are outside the table: no table path (its slots filled with a
+    plausible name) matches one, so closing them never closes an inference endpoint."""
+    for slug, table in ENDPOINTS.items():
+        for endpoint in table:
+            path = endpoint.path.replace(PATH_MODEL_REST, "@cf/meta/llama")
+            path = path.replace(PATH_MODEL, "gemini-2.0-flash").replace(PATH_ID, "gpt-4o")
+            assert uncounted(path) is None, (slug, endpoint.path)
+
+
+@pytest.mark.parametrize(
+    ("glob", "path", "opens"),
+    [
+        ("/v1/batches", "/v1/batches", True),
+        ("/v1/Batches*", "/v1/Batches/batch_1", True),
+        ("/v1/*", "/v1/batches", False),
+        ("/v1/*s", "/v1/batches", False),
+        ("/v1/*", "/v1/realtime/client_secrets", False),
+        ("/v1/realtime/*", "/v1/realtime/client_secrets", True),
+        (
+            "/google-ai-studio/*:batchGenerateContent",
+            "/google-ai-studio/v1beta/models/g:batchGenerateContent",
+            True,
+        ),
+        ("/google-ai-studio/*", "/google-ai-studio/v1alpha/auth_tokens", False),
+        ("/v1/*", "/v1/files/file-1", True),
+    ],
+)
+def test_uncounted_endpoints_open_only_by_name(glob: str, path: str, opens: bool) -> None:
+    """An entry opens an endpoint the gateway does not count only when it spells out its name
+    outside a `*`; other endpoints open to any matching glob."""
+    assert opened((("*", glob),), "POST", path) is opens

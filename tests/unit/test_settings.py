@@ -40,6 +40,7 @@ def test_defaults_follow_the_stack_name() -> None:
     assert settings.providers == ("openai",)
     assert settings.gateway_url == f"https://gateway.ai.cloudflare.com/v1/{ACCOUNT}/aigw-dev-1"
     assert (settings.cache_ttl, settings.max_attempts, settings.max_body_bytes) == (0, 3, 33554432)
+    assert settings.scalars["cacheScope"] == "client"
     assert (settings.cache_invalidate_on_update, settings.collect_logs) == (True, True)
     assert (settings.rate_limit, settings.log_retention, settings.custom_domain) == (None,) * 3
     assert (settings.workers_dev, settings.protect) == (True, False)
@@ -60,6 +61,7 @@ def test_every_value_as_pulumi_passes_it() -> None:
             "gatewayId": "team",
             "workerName": "team-worker",
             "cacheTtl": "300",
+            "cacheScope": "shared",
             "cacheInvalidateOnUpdate": "false",
             "collectLogs": "False",
             "rateLimit": '{"limit": 600, "interval": 60}',
@@ -76,6 +78,7 @@ def test_every_value_as_pulumi_passes_it() -> None:
     assert (settings.gateway_id, settings.worker_name) == ("team", "team-worker")
     assert settings.providers == ("openai", "anthropic")
     assert (settings.cache_ttl, settings.cache_invalidate_on_update) == (300, False)
+    assert settings.scalars["cacheScope"] == "shared"
     assert settings.collect_logs is False
     assert settings.rate_limit == RateLimit(600, 60, "fixed")
     assert settings.log_retention == LogRetention(20000, "DELETE_OLDEST")
@@ -151,6 +154,7 @@ TOKEN = "client-token-0123456789"
         (BASE | {"cacheTtl": "-1"}, r"^aigw:cacheTtl: got '-1'; expected a whole number from 0"),
         (BASE | {"cacheTtl": "1.5"}, r"^aigw:cacheTtl: got '1.5'; expected a whole number"),
         (BASE | {"cacheTtl": "2592001"}, r"^aigw:cacheTtl: got '2592001'.* to 2592000"),
+        (BASE | {"cacheScope": "global"}, r"^aigw:cacheScope: got 'global'; expected one of 'cl"),
         (
             BASE | {"maxAttempts": "0"},
             r"^aigw:maxAttempts: got '0'; expected a whole number from 1",
@@ -316,7 +320,8 @@ TOKEN = "client-token-0123456789"
         (
             BASE | {"clients": '{"alice": {"endpoints": ["GET /v1/files/*"]}}'},
             r"^aigw:clients\.alice\.endpoints: got \[\"GET /v1/files/\*\"\] for a client "
-            r"without models; endpoints opens endpoints to a client with models",
+            r"without a limit; endpoints opens endpoints to a client with models, providers, "
+            r"rateLimit or budget",
         ),
         (
             BASE | {"clientGatewayHeaders": '"cf-aig-skip-cache"'},

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from base64 import b64decode
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -125,7 +126,7 @@ CASE_FIELDS = {
     "exchanges",
 }
 EXCHANGE_FIELDS = {"request", "upstream", "response", "attempts"}
-REQUEST_FIELDS = {"method", "target", "headers", "body", "chunked"}
+REQUEST_FIELDS = {"method", "target", "headers", "body", "body_base64", "chunked"}
 RESPONSE_FIELDS = {"status", "headers", "header_lists", "body", "json", "error"}
 ATTEMPT_FIELDS = {"method", "target", "headers", "absent", "metadata", "body"}
 
@@ -183,7 +184,10 @@ def _exchange(raw: Mapping[str, Any]) -> Exchange:
             method=request.get("method", "POST"),
             target=request["target"],
             headers=request.get("headers", {}),
-            body=request.get("body", "").encode(),
+            # Bytes that are not UTF-8 (a body with invalid UTF-8) are written in base64.
+            body=b64decode(request["body_base64"])
+            if "body_base64" in request
+            else request.get("body", "").encode(),
         ),
         chunked=request.get("chunked", False),
         upstream=[_answer(answer) for answer in raw.get("upstream", [])],

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from infra.cli.local_analytics import LocalAnalytics
 from infra.cli.workerd import RunningWorker, serve_worker
 from infra.providers import secret_values
 from infra.settings import load, rate_limit_bindings
@@ -48,7 +49,8 @@ def make_worker(upstream: FakeGateway, tmp_path: Path) -> Iterator[MakeWorker]:
 
     `provider_keys` defaults to the OpenAI and Anthropic test pools; `upstream_timeout_ms` lowers
     how long the Worker waits for the gateway's headers; `gateway_url` points the Worker at
-    another loopback gateway than `upstream`. At teardown, workerd's log is checked for
+    another loopback gateway than `upstream`; `analytics` binds the Worker's Analytics Engine
+    dataset to that loopback collector. At teardown, workerd's log is checked for
     every secret the Worker was given.
     """
     with ExitStack() as stack:
@@ -59,6 +61,7 @@ def make_worker(upstream: FakeGateway, tmp_path: Path) -> Iterator[MakeWorker]:
             client_tokens: Mapping[str, str | list[str]] | None = None,
             upstream_timeout_ms: int | None = None,
             gateway_url: str | None = None,
+            analytics: LocalAnalytics | None = None,
             **config: object,
         ) -> RunningWorker:
             pools = dict(provider_keys or {"openai": OPENAI_KEYS, "anthropic": ANTHROPIC_KEYS})
@@ -87,7 +90,9 @@ def make_worker(upstream: FakeGateway, tmp_path: Path) -> Iterator[MakeWorker]:
             )
             limits = rate_limit_bindings(settings)
             return stack.enter_context(
-                serve_worker(source, bindings, log_path=log, rate_limits=limits)
+                serve_worker(
+                    source, bindings, log_path=log, rate_limits=limits, analytics=analytics
+                )
             )
 
         yield make

@@ -304,3 +304,38 @@ def test_error_bodies_are_redacted_whatever_their_status(
         client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
     assert leaked(failed.value.response.content, SECRETS) == []
     assert b"[redacted]" in failed.value.response.content
+
+
+def test_streamed_text_error_is_redacted_in_every_form(
+    worker: RunningWorker, upstream: FakeGateway
+) -> None:
+    """A text/plain error body streamed past the read bound, in chunks without a length, reaches
+    the client with the pool key redacted in every form it is written (escaped, upper-cased,
+    percent-encoded, an HTML reference), also where a form straddles two chunks."""
+    forms = [
+        "\\u0073k-test-a",
+        OPENAI_KEYS[0].upper(),
+        "%73k%2dtest%2da",
+        "&#115;&#x6B;-test-a",
+        GATEWAY_TOKEN.upper(),
+    ]
+    text = ""
+    for number, form in enumerate(forms * 4):
+        # Each form ends a few bytes past a chunk boundary (CHUNK_BYTES = 4096), so some are split.
+        text += "x" * (4096 * (number + 1) - len(text) - len(form) + 3) + form
+    body = text.encode()
+    upstream.script(
+        UpstreamResponse(400, {"content-type": "text/plain", "transfer-encoding": "chunked"}, body)
+    )
+    response = httpx.post(
+        worker.url + "/v1/chat/completions",
+        headers={"authorization": f"Bearer {BOB}"},
+        json={"model": "gpt-4o-mini", "messages": MESSAGES},
+        timeout=30,
+    )
+    assert response.status_code == 400
+    expected = text
+    for form in forms:
+        expected = expected.replace(form, "[redacted]")
+    assert response.text == expected
+    assert response.text.count("[redacted]") == len(forms) * 4

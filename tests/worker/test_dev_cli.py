@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import select
@@ -71,6 +72,11 @@ def _exists(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def _lines(path: Path) -> list[str]:
+    """The lines of a file that may not exist yet."""
+    return path.read_text(encoding="utf-8").splitlines() if path.exists() else []
 
 
 def _start_dev(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
@@ -154,6 +160,19 @@ def test_dev_serves_the_worker_until_signalled(
         completion = client.chat.completions.create(model="gpt-test", messages=[])
         assert completion.choices[0].message.content == "Hello from the fake gateway."
     assert upstream.key_counts() == {"sk-test-dev-a": 1, "sk-test-dev-b": 2}
+    # What the Worker recorded: two requests and the attempt that failed over, in the JSONL file
+    # aigw dev names, with no key and no token in it.
+    events = project / ".aigw-dev-events.jsonl"
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and len(_lines(events)) < 3:
+        time.sleep(0.05)
+    points = [json.loads(line) for line in _lines(events)]
+    assert sorted((p["blob2"], p["blob7"], p["double1"]) for p in points) == [
+        ("attempt", "provider_rate_limited", 429.0),
+        ("request", "answered", 200.0),
+        ("request", "answered", 200.0),
+    ]
+    assert not [s for s in ("sk-test-dev-a", "sk-test-dev-b", TOKEN) if s in events.read_text()]
     process.send_signal(signum)
     stdout, stderr = process.communicate(timeout=20)
     assert process.returncode == 0, stderr

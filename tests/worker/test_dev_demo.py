@@ -16,7 +16,7 @@ import httpx
 import openai
 import pytest
 
-from infra.cli.demo import DEMO_TOKEN, RATE_LIMITED_KEY, demo_gateway
+from infra.cli.demo import DEMO_TOKEN, RATE_LIMITED_KEY, demo_banner, demo_gateway
 from infra.cli.main import main
 
 AIGW = Path(sys.executable).with_name("aigw")
@@ -79,6 +79,49 @@ def test_demo_serves_the_openai_sdk_plain_and_streamed_with_failover(
         assert secret not in stderr
 
 
+def test_demo_fails_over_on_about_every_other_request(
+    demo: tuple[str, subprocess.Popen[str]],
+) -> None:
+    """Requests a second apart, as a reader pastes them: the rate-limited key is back from its
+    rest each time, so at least every other request shows a failover in the log."""
+    url, process = demo
+    client = openai.OpenAI(base_url=f"{url}/v1", api_key=DEMO_TOKEN, max_retries=0)
+    for _ in range(4):
+        client.chat.completions.create(model="gpt-4o-mini", messages=[])
+        time.sleep(1.1)
+    process.terminate()
+    _, stderr = process.communicate(timeout=30)
+    assert stderr.count(f"aigw: openai key {_key_id(RATE_LIMITED_KEY)} got 429") >= 2
+
+
+def test_demo_streams_usage_when_asked(demo: tuple[str, subprocess.Popen[str]]) -> None:
+    """`stream_options.include_usage` ends the stream with a usage chunk, as OpenAI's does; a
+    stream that did not ask for it has none."""
+    url, _ = demo
+    client = openai.OpenAI(base_url=f"{url}/v1", api_key=DEMO_TOKEN, max_retries=0)
+    chunks = list(
+        client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=[],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
+    *answer, last = chunks
+    assert last.choices == [] and last.usage is not None
+    assert (last.usage.prompt_tokens, last.usage.completion_tokens) == (1, 12)
+    assert all(chunk.usage is None and chunk.choices for chunk in answer)
+    plain = client.chat.completions.create(model="gpt-4o-mini", messages=[], stream=True)
+    assert all(chunk.usage is None and chunk.choices for chunk in plain)
+
+
+def test_demo_banner_names_the_rate_limited_key_by_its_id() -> None:
+    """The banner says which key id the failover log lines will name."""
+    banner = demo_banner("http://127.0.0.1:8787")
+    [line] = [line for line in banner.splitlines() if "429" in line]
+    assert f"key {_key_id(RATE_LIMITED_KEY)} ({RATE_LIMITED_KEY})" in line
+
+
 def test_demo_serves_the_anthropic_sdk(demo: tuple[str, subprocess.Popen[str]]) -> None:
     """The Anthropic route works with the same token, plain and streamed."""
     url, _ = demo
@@ -120,6 +163,6 @@ def test_demo_gateway_refuses_unknown_keys_and_routes() -> None:
         limited = httpx.get(
             f"{url}/openai/models", headers={"authorization": f"Bearer {RATE_LIMITED_KEY}"}
         )
-        assert (limited.status_code, limited.headers["retry-after"]) == (429, "10")
+        assert (limited.status_code, limited.headers["retry-after"]) == (429, "1")
         other = httpx.get(f"{url}/openai/files", headers={"authorization": "Bearer sk-demo-ok"})
         assert other.status_code == 404

@@ -240,7 +240,7 @@ _BODY_MODEL_HARNESS = """
 export default {
   async fetch(request) {
     const bodies = await request.json();
-    return Response.json(bodies.map((hex) => bodyModel(Uint8Array.from(
+    return Response.json(bodies.map((hex) => topLevelModel(Uint8Array.from(
       hex.match(/../g) ?? [], (pair) => parseInt(pair, 16)))));
   },
 };

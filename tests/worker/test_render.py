@@ -209,6 +209,7 @@ def test_policies_render_as_data_never_tokens(tmp_path: Path) -> None:
         "endpoints": None,
         "expires": "2030-01-02T02:04:05Z",
         "expiresMs": 1893549845000,
+        "limited": True,
         "models": ["gpt-*"],
         "providers": None,
         "rateLimit": None,
