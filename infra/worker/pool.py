@@ -108,7 +108,7 @@ class KeyPool:
     def rest_held(
         self, key: str, until_ms: int, scope: str, model: str | None, now_ms: int
     ) -> None:
-        """Apply a held rest of `key` (see `_held_scope`) once another key served the request."""
+        """Apply a held rest of `key` (see `held_scope`) once another key served the request."""
         pool_key = self.key(key)
         state = key_limits.model_state(pool_key, model, now_ms)
         if scope == HELD_MODEL_REFUSED:
