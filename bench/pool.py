@@ -18,6 +18,10 @@ offered one); what they would do with the answers is in the figures:
 Targets: aigw's Worker, the recipe (`bench/baseline_worker.js`), and LiteLLM's proxy with the
 keys' limits typed in as `rpm` when it is installed (bench/requirements-litellm.txt, its own venv);
 `--against REV` adds aigw's Worker as rendered at a git revision (`aigw@REV`), to compare with.
+
+`--models` runs the scenarios of a gateway shared by several models instead (`bench/pool_models.py`:
+three keys with a bucket per key and model, clients of different models at once), on aigw's
+Worker and each `--against` revision.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from pathlib import Path
 
 import httpx
 
-from bench import targets
+from bench import pool_models, targets
 from bench.hotpath import _aigw_source
 from bench.load import Target, chat_body, percentile
 from bench.run import DEFAULT_OUTPUT, machine, running_upstream
@@ -95,6 +99,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     output: Path = args.output_dir
     output.mkdir(parents=True, exist_ok=True)
+    if args.models:
+        return _main_models(args, output)
     results: dict[str, object] = {
         "command": " ".join(["python -m bench.pool", *(sys.argv[1:] if argv is None else argv)]),
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -156,6 +162,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=16)
     parser.add_argument("--output-dir", type=Path, default=DEFAULT_OUTPUT)
     parser.add_argument("--no-plot", action="store_true")
+    parser.add_argument(
+        "--models",
+        action="store_true",
+        help="run the scenarios of several models on one pool (bench/pool_models.py) instead",
+    )
     parser.add_argument("--litellm", type=Path, default=targets.LITELLM_VENV / "bin" / "litellm")
     return parser
 
@@ -177,13 +188,20 @@ def _isolates(name: str, upstream_url: str, args: argparse.Namespace) -> Iterato
 
 
 @contextlib.contextmanager
-def _worker_at(revision: str, upstream_url: str) -> Iterator[Target]:
-    """aigw's Worker as rendered at `revision` (by that revision's own code), in workerd."""
+def _worker_at(
+    revision: str | None, upstream_url: str, keys: Sequence[str] = KEYS
+) -> Iterator[Target]:
+    """aigw's Worker as rendered at `revision` (by that revision's own code; None: this tree's),
+    in workerd, with `keys` in its pool."""
     from infra.cli.workerd import serve_worker
+    from infra.worker.render import render_worker
 
-    source = _aigw_source(revision).replace('"http://gw"', json.dumps(upstream_url), 1)
+    if revision is None:
+        source = render_worker(targets.aigw_settings("aigw"), gateway_url=upstream_url)
+    else:
+        source = _aigw_source(revision).replace('"http://gw"', json.dumps(upstream_url), 1)
     bindings = {
-        "OPENAI_API_KEYS": ",".join(KEYS),
+        "OPENAI_API_KEYS": ",".join(keys),
         "CLIENT_TOKENS": f"{targets.CLIENT_NAME}:{targets.CLIENT_TOKEN}",
         "GATEWAY_TOKEN": targets.GATEWAY_TOKEN,
     }
@@ -264,6 +282,125 @@ async def _retry_after(
     phase.excess_s.append(excess)
     if excess > 1:
         phase.retry_after["late"] += 1
+
+
+def _main_models(args: argparse.Namespace, output: Path) -> int:
+    """`--models`: each scenario of `bench.pool_models` on aigw's Worker and each revision."""
+    rows: list[dict[str, object]] = []
+    # Fresh isolates for each scenario and target: what one scenario taught a pool (a key
+    # refused a model) must not carry into the next.
+    with running_upstream("bench.pool_upstream") as upstream_url:
+        for scenario in pool_models.SCENARIOS:
+            for name in ["aigw", *(f"aigw@{revision}" for revision in args.against)]:
+                print(f"{scenario}, {name}: starting {args.isolates} process(es)…", flush=True)
+                revision = name.partition("@")[2] or None
+                keys = KEYS[: pool_models.KEYS]
+                with contextlib.ExitStack() as stack:
+                    isolates = [
+                        stack.enter_context(_worker_at(revision, upstream_url, keys))
+                        for _ in range(args.isolates)
+                    ]
+                    measured = asyncio.run(_models_phase(isolates, upstream_url, scenario, args))
+                rows += [
+                    {"target": name, "scenario": scenario, "isolates": args.isolates, **row}
+                    for row in measured
+                ]
+    path = output / "pool_models.json"
+    path.write_text(json.dumps({"command": " ".join(sys.argv), "rows": rows}, indent=2) + "\n")
+    pool_models.print_table(rows)
+    print(f"JSON: {path}")
+    return 0
+
+
+async def _models_phase(
+    isolates: list[Target], upstream_url: str, scenario: str, args: argparse.Namespace
+) -> list[dict[str, object]]:
+    """Offer each client of `scenario` its load at once: warm-up, then the measured window."""
+    rng = random.Random(args.seed)
+    clients = pool_models.SCENARIOS[scenario]
+    figures = [pool_models.ClientFigures() for _ in clients]
+    limits = httpx.Limits(max_connections=512, max_keepalive_connections=128)
+    timeout = httpx.Timeout(30.0, connect=5.0)
+    large: dict[str, object] = {}
+    async with (
+        httpx.AsyncClient(limits=limits, timeout=timeout) as client,
+        httpx.AsyncClient(timeout=10.0) as admin,
+    ):
+        config = {"tiers": {}, "models": scenario, "latency_ms": args.latency}
+        await admin.put(f"{upstream_url}/_bench/config", json=config)
+        started = time.perf_counter()
+        window = (started + args.warmup, started + args.warmup + args.measure)
+        tasks: set[asyncio.Task[None]] = set()
+
+        async def one(index: int | None, target: Target, at: float, **extra: object) -> None:
+            model = pool_models.MAIN if index is None else clients[index].model
+            body = {"model": model, "messages": [{"role": "user", "content": "ping"}], **extra}
+            try:
+                answer = await client.post(target.url, json=body, headers=target.headers(0))
+                status, code = answer.status_code, _error_code(answer)
+            except httpx.HTTPError:
+                status, code = 0, None
+            if index is None:
+                large["status"] = status
+                return
+            if not window[0] <= at < window[1]:
+                return
+            counted = figures[index]
+            counted.requests += 1
+            counted.statuses[str(status)] += 1
+            if code is not None:
+                counted.codes[code] += 1
+
+        arrivals = [
+            started + rng.expovariate(pool_models.offered_rate(scenario, c)) for c in clients
+        ]
+        large_at = window[0] + pool_models.LARGE_AT_S if scenario == "too-large" else math.inf
+        before: dict[str, object] = {}
+        while True:
+            index = min(range(len(clients)), key=arrivals.__getitem__)
+            at = min(arrivals[index], large_at)
+            if at >= window[1]:
+                break
+            delay = at - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if not before and at >= window[0]:
+                before = (await admin.get(f"{upstream_url}/_bench/stats")).json()
+            if at == large_at:
+                large_at = math.inf
+                extra = {"max_tokens": pool_models.LARGE_TOKENS}
+                task = asyncio.create_task(one(None, rng.choice(isolates), at, **extra))
+            else:
+                arrivals[index] += rng.expovariate(
+                    pool_models.offered_rate(scenario, clients[index])
+                )
+                task = asyncio.create_task(one(index, rng.choice(isolates), at))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        after = (await admin.get(f"{upstream_url}/_bench/stats")).json()
+        if tasks:
+            await asyncio.wait(tasks, timeout=60)
+    rows = []
+    for client_spec, counted in zip(clients, figures, strict=True):
+        model = client_spec.model
+        counted.attempts = after["attempts"].get(model, 0) - before["attempts"].get(model, 0)
+        row = counted.summary(scenario, client_spec, args.measure)
+        if scenario == "too-large":
+            row["large_attempts"] = after["large_attempts"] - before["large_attempts"]
+            row["large_status"] = large.get("status")
+        rows.append(row)
+    return rows
+
+
+def _error_code(answer: httpx.Response) -> str | None:
+    """The `error.code` of an error answer's JSON body, if any."""
+    if answer.status_code < 400:
+        return None
+    try:
+        error = answer.json().get("error")
+    except ValueError:
+        return None
+    return str(error.get("code")) if isinstance(error, dict) else None
 
 
 def _print(measured: dict[str, object]) -> None:

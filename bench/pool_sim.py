@@ -11,6 +11,10 @@ seconds.
 One isolate sees every answer, as all isolates would with shared state (a Durable Object per key):
 its figures are what shared state could at best buy, before its round trip is paid. `--against REV`
 runs the same scenarios with the model as it was at a git revision, for comparison.
+
+`--models` runs the scenarios of several models on one pool instead (`bench/pool_models.py`: a
+model at 3x its capacity beside one at 60%, a key that may not use a model, a request too large
+for every key), at each `--isolates` count.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
+from bench import pool_models
 from bench.pool_keys import OPENAI, BucketKey, Tier
 
 if TYPE_CHECKING:
@@ -210,6 +215,98 @@ def run(scenario: Scenario) -> dict[str, float | int]:
     return figures.summary(scenario)
 
 
+def run_models(
+    name: str, isolates: int, warmup_s: float, measure_s: float, seed: int
+) -> list[dict[str, object]]:
+    """Simulate one scenario of `bench.pool_models` (several models on one pool); return each
+    client's figures, the large request's upstream attempts with them."""
+    rng = random.Random(seed)
+    model = _model()
+    worker_config, bindings = config(pool_models.KEYS)
+    names = tuple(bindings["OPENAI_API_KEYS"].split(","))
+    keys = pool_models.Keys(name, names)
+    now_ms = [0.0]
+    pool = [
+        model.Isolate(worker_config, bindings, clock_ms=lambda: int(now_ms[0]))
+        for _ in range(isolates)
+    ]
+    for isolate in pool:
+        isolate.offset = rng.randrange(2**32)
+    clients = pool_models.SCENARIOS[name]
+    figures = [pool_models.ClientFigures() for _ in clients]
+    current: list[pool_models.ClientFigures | None] = [None]
+
+    def send(request: UpstreamRequest) -> UpstreamResponse:
+        key = request.headers["authorization"].removeprefix("Bearer ")
+        body = json.loads(request.body or b"{}")
+        if current[0] is not None:
+            current[0].attempts += 1
+        status, headers, answer = keys.answer(key, body["model"], body, now_ms[0] / 1000, 0.0)
+        return model.UpstreamResponse(status, headers, answer)
+
+    def request(model_name: str, **extra: object) -> Any:
+        document = {"model": model_name, "messages": [{"role": "user", "content": "ping"}]}
+        return model.ClientRequest(
+            "POST",
+            "/v1/chat/completions",
+            {"authorization": f"Bearer {TOKEN}", "content-type": "application/json"},
+            json.dumps({**document, **extra}).encode(),
+        )
+
+    bodies = [request(client.model) for client in clients]
+    end = warmup_s + measure_s
+    # Each client's next arrival; the large request (too-large) once, into the measured window.
+    arrivals = [rng.expovariate(pool_models.offered_rate(name, c)) for c in clients]
+    large_at = warmup_s + pool_models.LARGE_AT_S if name == "too-large" else math.inf
+    large_status = None
+    while True:
+        index = min(range(len(clients)), key=arrivals.__getitem__)
+        t = min(arrivals[index], large_at)
+        if t >= end:
+            break
+        now_ms[0] = t * 1000
+        if t == large_at:
+            large_at = math.inf
+            current[0] = None
+            answer = rng.choice(pool).handle(
+                request(pool_models.MAIN, max_tokens=pool_models.LARGE_TOKENS), send
+            )
+            large_status = answer.status
+            continue
+        arrivals[index] += rng.expovariate(pool_models.offered_rate(name, clients[index]))
+        measuring = t >= warmup_s
+        current[0] = figures[index] if measuring else None
+        response = rng.choice(pool).handle(bodies[index], send)
+        if not measuring:
+            continue
+        figures[index].requests += 1
+        figures[index].statuses[str(response.status)] += 1
+        if response.status == 429:
+            code = json.loads(response.body or b"{}").get("error", {}).get("code")
+            figures[index].codes[str(code)] += 1
+    rows = []
+    for client, counted in zip(clients, figures, strict=True):
+        row = counted.summary(name, client, measure_s)
+        if name == "too-large":
+            row["large_attempts"] = keys.large_attempts
+            row["large_status"] = large_status
+        rows.append(row)
+    return rows
+
+
+def _main_models(args: argparse.Namespace) -> int:
+    """`--models`: every scenario of `bench.pool_models` at each isolate count."""
+    rows: list[dict[str, object]] = []
+    for name in pool_models.SCENARIOS:
+        for isolates in args.isolates:
+            for row in run_models(name, isolates, args.warmup, args.measure, 16):
+                rows.append({"target": "model", "scenario": name, "isolates": isolates, **row})
+    pool_models.print_table(rows)
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2) + "\n")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the projection; print a table; write the JSON."""
     parser = argparse.ArgumentParser(prog="python -m bench.pool_sim", description=__doc__)
@@ -228,11 +325,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--against", metavar="REV", help="run the model as it was at this git revision instead"
     )
+    parser.add_argument(
+        "--models",
+        action="store_true",
+        help="run the scenarios of several models on one pool (bench/pool_models.py) instead",
+    )
     args = parser.parse_args(argv)
     if args.against:
         given = list(sys.argv[1:] if argv is None else argv)
         at = given.index("--against")
         return _against(args.against, given[:at] + given[at + 2 :])
+    if args.models:
+        return _main_models(args)
     results = []
     print(
         f"{'isolates':>8} {'load':>5} {'answered':>9} {'goodput':>8} {'attempts':>9} "

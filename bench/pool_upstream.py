@@ -7,9 +7,11 @@ after generating; one that finds no token gets the provider's 429 at once. It ru
 process (`python -m bench.pool_upstream` prints its URL and serves until stdin closes), so the
 benchmark's client does not share its event loop.
 
-`PUT /_bench/config` sets the keys' tiers, the latency and fills every bucket; `GET /_bench/stats`
-counts the answers since; `GET /_bench/soonest` says in how many seconds some key takes a request
-again (0 when one would take it now), which the benchmark compares with a client's `Retry-After`.
+`PUT /_bench/config` sets the keys' tiers (or, with `"models"`, a scenario of
+`bench/pool_models.py`: a bucket per key and model), the latency and fills every bucket;
+`GET /_bench/stats` counts the answers since; `GET /_bench/soonest` says in how many seconds some
+key takes a request again (0 when one would take it now), which the benchmark compares with a
+client's `Retry-After`.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench import pool_models
 from bench.pool_keys import ANTHROPIC, OPENAI, BucketKey, Tier
 from bench.upstream import COMPLETION, KEYS, Request, Upstream, run_stand_in, serve_connection
 
@@ -37,6 +40,10 @@ class PoolUpstream:
     latency_s: float = 0.05
     statuses: Counter[str] = field(default_factory=Counter)
     keys: Counter[str] = field(default_factory=Counter)
+    models: pool_models.Keys | None = None
+    """The scenario's buckets per key and model, when one is set."""
+    attempts: Counter[str] = field(default_factory=Counter)
+    """Attempts per model a request named (a scenario's)."""
 
     def configure(self, raw: dict[str, Any]) -> None:
         """`{"tiers": {key: [limit, window_s]}, "latency_ms": n}`: fresh, full buckets."""
@@ -45,8 +52,15 @@ class PoolUpstream:
             for key, (limit, window) in raw["tiers"].items()
         }
         self.latency_s = float(raw.get("latency_ms", 50)) / 1000
+        scenario = raw.get("models")
+        self.models = (
+            None
+            if scenario is None
+            else pool_models.Keys(scenario, tuple(KEYS[: pool_models.KEYS]))
+        )
         self.statuses.clear()
         self.keys.clear()
+        self.attempts.clear()
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Serve one keep-alive connection until the client closes it."""
@@ -59,23 +73,31 @@ class PoolUpstream:
             self.configure(json.loads(request.body))
             send(writer, 204, b"")
         elif path == "/_bench/stats" and method == "GET":
-            stats = {"statuses": self.statuses, "keys": self.keys}
+            stats = {
+                "statuses": self.statuses,
+                "keys": self.keys,
+                "attempts": self.attempts,
+                "large_attempts": 0 if self.models is None else self.models.large_attempts,
+            }
             send(writer, 200, json.dumps(stats).encode())
         elif path == "/_bench/soonest" and method == "GET":
             now = time.monotonic()
             soonest = min((b.next_token_s(now) for b in self.buckets.values()), default=0.0)
             send(writer, 200, json.dumps({"seconds": soonest}).encode())
         elif method == "POST" and path.endswith(("/chat/completions", "/v1/messages")):
-            await self._complete(writer, request.headers, path)
+            await self._complete(writer, request.headers, path, request.body)
         else:
             send(writer, 404, b'{"error":{"message":"no such route"}}')
 
     async def _complete(
-        self, writer: asyncio.StreamWriter, headers: dict[str, str], path: str
+        self, writer: asyncio.StreamWriter, headers: dict[str, str], path: str, body: bytes
     ) -> None:
         style = ANTHROPIC if "/anthropic/" in path else OPENAI
         key = headers.get("x-api-key") if style == ANTHROPIC else None
         key = key or headers.get("authorization", "").removeprefix("Bearer ").strip()
+        if self.models is not None:
+            await self._complete_model(writer, key, body)
+            return
         bucket = self.buckets.get(key)
         if bucket is None:
             self.statuses["401"] += 1
@@ -94,6 +116,21 @@ class PoolUpstream:
         if self.latency_s > 0:
             await asyncio.sleep(self.latency_s)
         Upstream._send(writer, 200, _ANSWERS[style], extra)
+
+    async def _complete_model(self, writer: asyncio.StreamWriter, key: str, raw: bytes) -> None:
+        """Answer from the scenario's bucket of the key and the model the body names."""
+        assert self.models is not None
+        body = json.loads(raw or b"{}")
+        model = str(body.get("model"))
+        self.attempts[model] += 1
+        now = time.monotonic()
+        status, extra, answer = self.models.answer(key, model, body, now, START_WALL + now)
+        self.statuses[str(status)] += 1
+        self.keys[key] += 1
+        if status == 200 and self.latency_s > 0:
+            await asyncio.sleep(self.latency_s)
+        extra.pop("content-type", None)
+        Upstream._send(writer, status, answer if status != 200 else COMPLETION, extra)
 
 
 _ANSWERS = {

@@ -184,6 +184,33 @@ def test_pool_simulation_keeps_the_goals_in_virtual_time(tmp_path: Path) -> None
     assert overload["client_429_retry_after_late"] == 0
 
 
+def test_pool_simulation_of_several_models_keeps_the_goals(tmp_path: Path) -> None:
+    """`python -m bench.pool_sim --models` (virtual time, deterministic): beside a model at 3x its
+    capacity, the other model's client is all answered and never refused pool_exhausted; the
+    overloaded model gets 0.90 of its capacity at 1.10 attempts per request at most; a model one
+    key may not use is answered by the others; a request too large for every key is sent once."""
+    output = tmp_path / "models.json"
+    command = [sys.executable, "-m", "bench.pool_sim", "--models", "--isolates", "3"]
+    command += ["--warmup", "120", "--measure", "60", "--json", str(output)]
+    done = subprocess.run(
+        command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = {(row["scenario"], row["model"]): row for row in json.loads(output.read_text())}
+    for scenario, model in (
+        ("mixed", "gpt-main"),
+        ("refusal", "gpt-main"),
+        ("too-large", "gpt-main"),
+    ):
+        assert rows[(scenario, model)]["answered_share"] >= 0.995, scenario
+        assert rows[(scenario, model)]["pool_exhausted"] == 0, scenario
+    assert rows[("refusal", "gpt-small")]["answered_share"] >= 0.995
+    overloaded = rows[("mixed", "gpt-small")]
+    assert overloaded["goodput_over_capacity"] >= 0.90
+    assert overloaded["attempts_per_request"] <= 1.10
+    assert rows[("too-large", "gpt-main")]["large_attempts"] == 1
+
+
 def test_reports_bench_counts_calls_and_checks_unsampled_counts() -> None:
     """`python -m bench.reports` runs each report from the events in at most 2 API calls, and
     without sampling `usage` counts exactly the request points recorded."""

@@ -13,6 +13,7 @@ import json
 import socket
 import struct
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -20,12 +21,15 @@ from http import HTTPStatus
 from typing import Literal
 from urllib.parse import parse_qs, urlsplit
 
+from bench.pool_keys import OPENAI, BucketKey, Tier
 from infra.worker.config import UpstreamFailure, UpstreamResponse
 
-Behaviour = Literal["ok", "rate_limited", "revoked", "server_error", "slow", "drop", "cut"]
+Behaviour = Literal[
+    "ok", "rate_limited", "revoked", "server_error", "slow", "slow_server_error", "drop", "cut"
+]
 """What the upstream does for a pool key: answer; 429 with Retry-After; 401 naming part of the key
-(as OpenAI does); 503; answer after `slow_seconds`; close the connection without an answer; start a
-stream and close the connection after the first chunk."""
+(as OpenAI does); 503; answer after `slow_seconds`; 503 after `slow_seconds`; close the connection
+without an answer; start a stream and close the connection after the first chunk."""
 
 ACCOUNT_ID = "0123456789abcdef0123456789abcdef"
 GATEWAY_ID = "aigw-test"
@@ -136,6 +140,10 @@ class FakeGateway:
         """Streams whose client went away before the end (a write to it failed)."""
         self.strict_script = False
         """Answer requests past the end of the script with `UNSCRIPTED` instead of normally."""
+        self.model_tiers: dict[str, Tier] = {}
+        """Per model a request names: each key's token bucket for it, as OpenAI keeps its limits
+        per model; answered with OpenAI's rate-limit headers, or its 429 when empty."""
+        self.model_buckets: dict[tuple[str, str], BucketKey] = {}
         self.refusal: int | None = None
         """Answer every request, whatever its key, with this refusal of AI Gateway's own (an
         `internalCode` of `GATEWAY_REFUSALS`; a 429 carries `retry_after`); None to answer."""
@@ -168,6 +176,28 @@ class FakeGateway:
     def key_counts(self) -> Counter[str]:
         """How many requests each pool key carried."""
         return Counter(request.key for request in self.requests if request.key is not None)
+
+    def model_limited(self, request: Recorded) -> tuple[int, dict[str, str], bytes] | None:
+        """The answer of the request's (key, model) bucket if `model_tiers` names its model: a
+        completion with the bucket's headers, or the 429 of an empty bucket; else None."""
+        try:
+            model = json.loads(request.body).get("model") if request.body else None
+        except (ValueError, AttributeError):
+            model = None
+        tier = self.model_tiers.get(model) if isinstance(model, str) else None
+        if tier is None or model is None:
+            return None
+        now = time.monotonic()
+        with self._lock:
+            bucket = self.model_buckets.setdefault(
+                (request.key or "", model), BucketKey(request.key or "", tier, at_s=now)
+            )
+            if not bucket.take(now):
+                headers, body = bucket.refusal(OPENAI, now, time.time())
+                return 429, headers, body
+            headers = bucket.headers(OPENAI, now, time.time())
+        body = json.dumps(_openai_completion(model)).encode()
+        return 200, {"content-type": "application/json", **headers}, body
 
     def script(self, *answers: Scripted) -> None:
         """Answer the next requests with `answers`, in order, before behaving normally again.
@@ -292,6 +322,11 @@ class _Exchange:
                 body,
             )
             return True
+        limited = self.gateway.model_limited(request)
+        if limited is not None:
+            status, headers, body = limited
+            await self._send(status, {**headers, "content-length": str(len(body))}, body)
+            return True
         behaviour = self.gateway.behaviours.get(request.key or "", "ok")
         if behaviour == "drop":
             return False
@@ -304,7 +339,9 @@ class _Exchange:
             message = revoked_message(request.key or "")
             error = {"message": message, "type": "invalid_request_error", "code": "invalid_api_key"}
             return await self._json(401, {"error": error})
-        if behaviour == "server_error":
+        if behaviour == "slow_server_error":
+            await asyncio.sleep(self.gateway.slow_seconds)
+        if behaviour in ("server_error", "slow_server_error"):
             return await self._json(
                 503, {"error": {"message": "upstream overloaded", "type": "server_error"}}
             )

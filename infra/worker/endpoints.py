@@ -522,3 +522,90 @@ def checked_name(slug: str, model: str, from_body: bool) -> str:
     if from_body and slug == GOOGLE and model.startswith(GOOGLE_MODEL_PREFIX):
         return model[len(GOOGLE_MODEL_PREFIX) :]
     return model
+
+
+MAX_MODEL_NAME = 256
+"""The longest model name read from a body for routing; a longer one routes as `others`."""
+_QUOTE, _BACKSLASH, _COLON = 0x22, 0x5C, 0x3A
+_OPENERS, _CLOSERS = b"{[", b"}]"
+_JSON_SPACE = b" \t\n\r"
+_MODEL_KEY = b"model"
+
+
+def top_level_model(body: bytes) -> str | None:
+    """The top-level `"model"` string of a JSON object body, read for routing without parsing
+    the body: the scan walks the structure and jumps over every string to its closing quote, so
+    it costs little beside the body's size (bench.model_read), and stops at the first `model`
+    key. None when the body is not an object, names no model at the top, or names it in a way
+    this reader does not follow (escapes in the name, a name over `MAX_MODEL_NAME` bytes, not
+    UTF-8): a client that hides its model only misroutes itself. The policy check's full parse
+    is another matter, and stays."""
+    size = len(body)
+    at = 0
+    while at < size and body[at] in _JSON_SPACE:
+        at += 1
+    if at >= size or body[at] != 0x7B:
+        return None
+    depth = 0
+    expect_key = False
+    while at < size:
+        byte = body[at]
+        if byte == _QUOTE:
+            end = _string_end(body, at)
+            if end < 0:
+                return None
+            if depth == 1 and expect_key:
+                expect_key = False
+                if body[at + 1 : end] == _MODEL_KEY:
+                    return _model_value(body, end + 1)
+            at = end + 1
+            continue
+        if byte in _OPENERS:
+            depth += 1
+            expect_key = byte == 0x7B and depth == 1
+        elif byte in _CLOSERS:
+            depth -= 1
+            if depth <= 0:
+                return None
+        elif byte == 0x2C and depth == 1:
+            expect_key = True
+        at += 1
+    return None
+
+
+def _string_end(body: bytes, start: int) -> int:
+    """The index of the quote that closes the string opening at `start`, else -1."""
+    at = start
+    while True:
+        at = body.find(b'"', at + 1)
+        if at < 0:
+            return -1
+        backslashes = 0
+        while body[at - 1 - backslashes] == _BACKSLASH:
+            backslashes += 1
+        if backslashes % 2 == 0:
+            return at
+
+
+def _model_value(body: bytes, at: int) -> str | None:
+    """The string after a `"model"` key that ends before `at`, if it is a plain string."""
+    size = len(body)
+    while at < size and body[at] in _JSON_SPACE:
+        at += 1
+    if at >= size or body[at] != _COLON:
+        return None
+    at += 1
+    while at < size and body[at] in _JSON_SPACE:
+        at += 1
+    if at >= size or body[at] != _QUOTE:
+        return None
+    end = body.find(b'"', at + 1, at + 2 + MAX_MODEL_NAME)
+    if end < 0:
+        return None
+    raw = body[at + 1 : end]
+    if _BACKSLASH in raw or not raw:
+        return None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None

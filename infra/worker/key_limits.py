@@ -4,8 +4,9 @@ chosen, rested and refused by it (DESIGN §4 "Keys").
 `worker_template/key_limits.js.j2` implements the same functions, and
 `tests/vectors/key_limits.json` runs against both. Everything here is per isolate: each learns a
 key's state from its own answers, which carry the provider's count for the key, so no storage is
-shared. The key choice and the rests are arithmetic on a few numbers per key: no await, and
-nothing allocated per key or per request.
+shared. The providers state their limits per model, so a key's state is kept per model the
+request names (`PoolKey`), bounded in number. The key choice and the rests are arithmetic on a
+few numbers per key: no await, and nothing allocated per request once a model's state exists.
 """
 
 from __future__ import annotations
@@ -84,13 +85,32 @@ isolates took what it saw left), grown by this factor with each answer that is n
 1 and at least `SHARE_FLOOR`. Multiplicative both ways, so the 429s it costs to hold a share are
 about the same whether a key is shared by 3 isolates or by 1,000."""
 
-MODEL_QUOTA_PROVIDERS = ("google-ai-studio",)
-"""Providers whose quotas can be per model (Google's `quotaId`s with `PerModel`): a 429 for such a
-quota rests the key for that model only, so the model of a request to them is read."""
+MODEL_LIMIT_PROVIDERS = ("openai", "anthropic", "google-ai-studio", "groq")
+"""Providers whose limits are per model, in their own words (docs/worker/failover.md lists the
+sources): OpenAI gives its limits per model and tier (platform.openai.com/docs/guides/rate-limits)
+and its 429s name the model ("Rate limit reached for gpt-4o in organization … on tokens per min
+(TPM)"); Anthropic "Rate limits are applied separately for each model; therefore you can use
+different models up to their respective limits simultaneously" (docs.anthropic.com/en/api/
+rate-limits); Google "Limits vary depending on the specific model being used" (ai.google.dev/
+gemini-api/docs/rate-limits); Groq's limits are listed per model (console.groq.com/docs/
+rate-limits). A request to them is known by the model it names, and a key's state is kept per
+model; other providers' keys keep one state."""
+QUOTA_BODY_PROVIDERS = ("google-ai-studio",)
+"""Providers that say in a 429's body whether its quota is per model (Google's `quotaId`s with
+`PerModel`): a 429 for a quota that is not (a project's) rests the whole key."""
 PER_MODEL_QUOTA = "PerModel"
-MAX_MODEL_RESTS = 64
-"""At most this many models rest on one key at a time: a model's rest is only made by a provider's
-429, but the names are the clients', and an isolate's memory is not theirs to fill."""
+MODELS_PER_KEY = 32
+"""At most this many models have a state of their own on one key; a model that finds no room
+shares the key's `others` state. The names are the clients', and an isolate's memory is not
+theirs to fill."""
+MODEL_IDLE_MS = 60_000
+"""A model's state is forgotten to make room only once no request named it for this long and it
+holds nothing ahead (no rest, no count short of its refill): the providers' limits are per
+minute, so by then it says nothing a fresh state would not. A client naming new models as fast
+as it likes can only use the room that idle models leave, never push out a model in use."""
+REFUSED_MODELS_FOR_WHOLE = 2
+"""A key refused on this many models, and serving none for as long as a refusal rests, rests
+whole: it is the key, not the models (a project that may use no model)."""
 REQUEST_TOO_LARGE = "^Request too large for .*Requested [0-9]+"
 """OpenAI's 429 for one request over the key's whole tokens-per-minute limit ("Request too large for
 gpt-4o in organization … on tokens per min (TPM): Limit 30000, Requested 32042. …"): every key of
@@ -197,16 +217,70 @@ class KeyState:
     """Requests this isolate sent with the key."""
     counted: int = 0
     """How many of them the provider's last count read here already includes."""
-    model_rests: dict[str, tuple[float, bool]] = field(default_factory=dict)
-    """Rests of the key for one model only: model -> (until, stated)."""
     credit: float = 0
     """The key's turn in a weighted round (`choose`)."""
+    used_at: float = 0
+    """When a request was last sent with the key for this state (or it was made): idle ones are
+    forgotten first (`model_state`)."""
+    refused_at: float = -math.inf
+    """When the provider last refused the key this state's model (`refuse_model`)."""
 
 
-def sending(state: KeyState) -> int:
+@dataclass
+class PoolKey:
+    """What one isolate knows of one key: a state per model the requests name, bounded in number
+    (`model_state`), one for requests that name none, and the verdicts on the key itself."""
+
+    whole: KeyState = field(default_factory=KeyState)
+    """Rests of the key for every model (a refusal of the key, billing exhausted, a project's
+    quota): only its rest is used."""
+    own: KeyState = field(default_factory=KeyState)
+    """Requests that name no model (listings, files, batches), and every request to a provider
+    whose limits are not per model."""
+    others: KeyState = field(default_factory=KeyState)
+    """Models that found no room of their own (`MODELS_PER_KEY`)."""
+    models: dict[str, KeyState] = field(default_factory=dict)
+    served_at: float = -math.inf
+    """When the key last answered a request with a 2xx, whatever its model."""
+
+
+def model_state(key: PoolKey, model: str | None, now: float) -> KeyState:
+    """The key's state for requests naming `model`: its own, made on first use while there is
+    room or an idle model's to take (the least recently used of those), else `others`."""
+    if model is None:
+        return key.own
+    state = key.models.get(model)
+    if state is not None:
+        return state
+    if len(key.models) >= MODELS_PER_KEY:
+        idle = None
+        for name, candidate in key.models.items():
+            if forgettable(candidate, now) and (
+                idle is None or candidate.used_at < key.models[idle].used_at
+            ):
+                idle = name
+        if idle is None:
+            return key.others
+        del key.models[idle]
+    state = key.models[model] = KeyState(used_at=now)
+    return state
+
+
+def forgettable(state: KeyState, now: float) -> bool:
+    """Whether a model's state says nothing a fresh one would not: idle for `MODEL_IDLE_MS`, no
+    rest ahead, its counts refilled."""
+    return (
+        now - state.used_at >= MODEL_IDLE_MS
+        and state.rest_until <= now
+        and stated_until(state, now, 1.0) <= now
+    )
+
+
+def sending(state: KeyState, now: float) -> int:
     """Count a request sent with the key; returns its mark, to hand to `observe` with its answer."""
     mark = state.sent
     state.sent += 1
+    state.used_at = now
     return mark
 
 
@@ -286,35 +360,41 @@ def contended(state: KeyState) -> None:
         state.share = max(SHARE_FLOOR, state.share / 2)
 
 
-def rest(state: KeyState, until: float, stated: bool, now: float, model: str | None = None) -> None:
-    """Keep the key out of use until `until` (for `model` only, if given), never shortening a
-    longer rest; `stated` says whether the provider stated that time."""
-    if model is None:
-        if until >= state.rest_until:
-            state.rest_until, state.rest_stated = until, stated
-        return
-    rests = state.model_rests
-    current = rests.get(model)
-    if current is not None and current[0] > until:
-        return
-    if current is None and len(rests) >= MAX_MODEL_RESTS:
-        for name in [name for name, (end, _) in rests.items() if end <= now]:
-            del rests[name]
-        if len(rests) >= MAX_MODEL_RESTS:
-            return
-    rests[model] = (until, stated)
+def rest(state: KeyState, until: float, stated: bool) -> None:
+    """Keep the key out of use for this state until `until`, never shortening a longer rest;
+    `stated` says whether the provider stated that time."""
+    if until >= state.rest_until:
+        state.rest_until, state.rest_stated = until, stated
 
 
-def stated_until(state: KeyState, now: float, model: str | None, share: float = 0) -> float:
-    """Until when the provider's own statements keep the key from taking a request: its count
-    at 0 (refilling at this isolate's share of the rate, or at `share` of it if given), or a
-    stated rest."""
+def served(key: PoolKey, state: KeyState, now: float) -> None:
+    """A 2xx: the key serves this state's model (it is not refused on every model)."""
+    key.served_at = now
+    state.refused_at = -math.inf
+
+
+def refuse_model(key: PoolKey, state: KeyState, until: float, now: float) -> None:
+    """The provider refused the key this state's model (the key's project may not use it): the
+    key rests for it until `until`, and whole once it is refused on `REFUSED_MODELS_FOR_WHOLE`
+    models while serving none for as long as a refusal rests."""
+    rest(state, until, False)
+    state.refused_at = now
+    refused = sum(
+        1
+        for other in key.models.values()
+        if other.refused_at > -math.inf and other.rest_until > now
+    )
+    # Serving any model within as long as the refusal rests proves the key is not refused whole.
+    if refused >= REFUSED_MODELS_FOR_WHOLE and key.served_at <= now - (until - now):
+        rest(key.whole, until, False)
+
+
+def stated_until(state: KeyState, now: float, share: float = 0) -> float:
+    """Until when the provider's own statements keep the key from taking a request for this
+    state: its count at 0 (refilling at this isolate's share of the rate, or at `share` of it if
+    given), or a stated rest."""
     share = share or state.share
     until = state.rest_until if state.rest_stated else 0.0
-    if model is not None and model in state.model_rests:
-        end, stated = state.model_rests[model]
-        if stated:
-            until = max(until, end)
     if state.requests_limit > 0 and state.requests_rate > 0:
         # The requests sent here since the count was read are gone too.
         missing = 1 + (state.sent - state.counted) - state.requests_left
@@ -329,14 +409,19 @@ def stated_until(state: KeyState, now: float, model: str | None, share: float = 
     return until
 
 
-def guessed_until(state: KeyState, model: str | None) -> float:
+def guessed_until(state: KeyState) -> float:
     """Until when a rest of the Worker's own guessing (no time stated) keeps the key out of use."""
-    until = state.rest_until if not state.rest_stated else 0.0
-    if model is not None and model in state.model_rests:
-        end, stated = state.model_rests[model]
-        if not stated:
-            until = max(until, end)
-    return until
+    return state.rest_until if not state.rest_stated else 0.0
+
+
+def key_stated_until(key: PoolKey, state: KeyState, now: float, share: float = 0) -> float:
+    """`stated_until` of the key for a state, its rests of the whole key included."""
+    return max(stated_until(state, now, share), stated_until(key.whole, now, share))
+
+
+def key_guessed_until(key: PoolKey, state: KeyState) -> float:
+    """`guessed_until` of the key for a state, its rests of the whole key included."""
+    return max(guessed_until(state), guessed_until(key.whole))
 
 
 def share_left(state: KeyState, now: float) -> float:
@@ -363,21 +448,23 @@ def weight(state: KeyState, now: float, unknown: float) -> float:
 
 def choose(
     keys: Sequence[str],
-    states: Sequence[KeyState],
+    pool: Sequence[PoolKey],
     start: int,
     tried: Collection[str],
     now: float,
     model: str | None,
 ) -> int | None:
-    """The index of the key to try next, else None.
+    """The index of the key to try next for a request naming `model`, else None.
 
-    Of the untried keys that are not resting: while no key's count was ever read, the first in
-    rotation order from `start`; else the keys take turns in a smooth weighted round robin (as
-    nginx's upstreams do) weighted by what each has left, so that each carries load in proportion
-    to it, and a key never read weighs as much as the largest limit read, to be read in turn.
-    Else the untried key resting on a guess that recovers soonest (the Worker never refuses on a
-    guess); else None (every untried key rests on a time its provider stated).
+    Of the untried keys that are not resting: while no key's count for the model was ever read,
+    the first in rotation order from `start`; else the keys take turns in a smooth weighted round
+    robin (as nginx's upstreams do) weighted by what each has left for the model, so that each
+    carries load in proportion to it, and a key never read weighs as much as the largest limit
+    read, to be read in turn. Else the untried key resting on a guess that recovers soonest (the
+    Worker never refuses on a guess); else None (every untried key rests on a time its provider
+    stated).
     """
+    states = [model_state(key, model, now) for key in pool]
     unknown = 0.0
     for state in states:
         unknown = max(unknown, state.requests_limit, 1 if state.tokens_limit > 0 else 0)
@@ -392,8 +479,8 @@ def choose(
         if keys[index] in tried:
             continue
         state = states[index]
-        stated = stated_until(state, now, model)
-        guessed = guessed_until(state, model)
+        stated = key_stated_until(pool[index], state, now)
+        guessed = key_guessed_until(pool[index], state)
         if stated <= now and guessed <= now:
             if unknown == 0:
                 return index
@@ -411,18 +498,20 @@ def choose(
     return best
 
 
-def exhausted_until(states: Sequence[KeyState], now: float, model: str | None) -> float | None:
-    """When every key rests on a time its provider stated: the soonest such time, else None.
+def exhausted_until(pool: Sequence[PoolKey], now: float, model: str | None) -> float | None:
+    """When every key rests, for `model`, on a time its provider stated: the soonest such time,
+    else None.
 
     The time is the provider's, without this isolate's share: the soonest a key may take a
     request again, whoever sends it (a client told so may come back through another isolate).
     """
     soonest = math.inf
-    for state in states:
-        stated = stated_until(state, now, model)
-        if stated <= now or guessed_until(state, model) > stated:
+    for key in pool:
+        state = model_state(key, model, now)
+        stated = key_stated_until(key, state, now)
+        if stated <= now or key_guessed_until(key, state) > stated:
             return None
-        soonest = min(soonest, stated_until(state, now, model, 1.0))
+        soonest = min(soonest, key_stated_until(key, state, now, 1.0))
     return soonest
 
 
@@ -431,6 +520,49 @@ def request_too_large(status: int, error: Mapping[str, object]) -> bool:
     limit (`REQUEST_TOO_LARGE`): the request's own fault, not the key's."""
     message = error.get("message")
     return status == 429 and isinstance(message, str) and bool(_REQUEST_TOO_LARGE.match(message))
+
+
+TOO_LARGE = "too-large"
+"""A 429 for a request the key would refuse however long it waited: to the client as it came,
+no failover, no rest."""
+TOO_LARGE_NOW = "too-large-now"
+"""A 429 for a request larger than what the key has left, while smaller ones fit: another key
+is tried, and this one rests for nothing."""
+
+
+def size_refusal(
+    style: str | None, headers: Mapping[str, str], now: float, declared: int | None
+) -> str | None:
+    """Whether a 429 is about the request's size rather than the key's use, by its own rate-limit
+    headers and the output tokens the request declares (`max_tokens`, which Anthropic counts
+    against its output limit when the request starts): `TOO_LARGE` when the request declares
+    more than a token limit's whole size, or when every limit the 429 states is whole (nothing
+    was spent, so nothing is to wait for); `TOO_LARGE_NOW` when it states room for one more
+    request and tokens left, but fewer than the request declares; else None (a rate limit).
+
+    Anthropic's such 429 reads "This request would exceed the rate limit for your organization
+    (…) of 8,000 output tokens per minute. … Please reduce the prompt length or the maximum
+    tokens requested, or try again later." while its headers show the output tokens whole.
+    """
+    family = RATE_LIMIT_HEADERS.get(style or "")
+    if family is None:
+        return None
+    limits = [_allowance(headers, names, style, now) for names in family["tokens"]]
+    tokens = [limit for limit in limits if limit is not None]
+    requests = _allowance(headers, family["requests"][0], style, now)
+    stated = tokens + ([] if requests is None else [requests])
+    if not stated:
+        return None
+    if declared is not None and any(limit < declared for limit, _, _ in tokens):
+        return TOO_LARGE
+    if all(left >= limit for limit, left, _ in stated):
+        return TOO_LARGE
+    room = requests is None or requests[1] >= 1
+    if declared is not None and tokens and room:
+        least = min(left for _, left, _ in tokens)
+        if 1 <= least < declared:
+            return TOO_LARGE_NOW
+    return None
 
 
 def per_model_quota(quota_ids: Sequence[object]) -> bool:

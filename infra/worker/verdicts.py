@@ -19,18 +19,20 @@ from infra.worker import key_limits
 from infra.worker.answers import RATE_LIMIT_ERROR_TYPE, error
 from infra.worker.config import Response, UpstreamResponse
 from infra.worker.endpoints import (
+    GOOGLE,
     UnreadableBody,
-    checked_name,
     client_path,
     read_json,
     table_endpoint,
+    top_level_model,
 )
 from infra.worker.key_limits import MAX_COOLDOWN_MS
 from infra.worker.policy import budget_exceeded_message
 from infra.worker.routing import decoded_path
 
 FAILOVER_STATUSES = (401, 402, 403, 429)
-"""Upstream statuses retried with another key, besides every 5xx."""
+"""Upstream statuses retried with another key, besides a model refusal (`model_refusal`) and a
+5xx within `SERVER_ERROR_FAILOVER_MS` (`server_error_failover`)."""
 KEY_REJECTED_STATUSES = (401, 402, 403)
 """Statuses that mean the key itself is refused (revoked, unpaid): it cools down for long."""
 RATE_LIMITED_COOLDOWN_MS = 10_000
@@ -38,7 +40,38 @@ RATE_LIMITED_COOLDOWN_MS = 10_000
 `RetryInfo` or rate-limit headers at 0): a guess of the Worker's own, so the key is still tried
 when every other key rests too."""
 REJECTED_COOLDOWN_MS = 900_000
-"""How long a key rests after a 401, 402 or 403 (once another key answered that request)."""
+"""How long a key rests after a 401, 402 or 403 (once another key answered that request with a
+2xx), for the request's model only when the refusal is about the model (`model_refusal`)."""
+SERVER_ERROR_FAILOVER_MS = 5_000
+"""A 5xx is failed over only while the request has taken less than this, all attempts together,
+and only when its body is not a stream. The providers' fast 5xx (overloaded, a bad gateway,
+an unreachable backend: OpenAI's 503 "Slow Down", Anthropic's 529 `overloaded_error`, AI
+Gateway's 502) come well within it, before any work; a 5xx after longer may follow work the
+provider bills (a generation cut off by a timeout), which another attempt would buy again.
+Five seconds bound what a retried 5xx can cost to a few seconds of generation, once."""
+STREAM_CONTENT_TYPE = "text/event-stream"
+"""An answer with this content type has begun to stream: never failed over, whatever its status."""
+MODEL_NOT_FOUND = "model_not_found"
+"""OpenAI's `error.code` refusing the model, not the key: 404 "The model `gpt-5` does not exist
+or you do not have access to it." or 403 "Project `proj_…` does not have access to model
+`gpt-4o-mini`" (both with "type": "invalid_request_error"; seen in openai-python's users'
+reports, e.g. Aider-AI/aider#1903)."""
+MODEL_REFUSAL_TYPES = ("permission_error", "not_found_error")
+"""Anthropic's `error.type`s that refuse the model when the message names it: 404
+`not_found_error` "model: claude-sonnet-4-5" (docs.anthropic.com/en/api/errors)."""
+MODEL_REFUSAL_STATUSES = ("PERMISSION_DENIED", "NOT_FOUND")
+"""Google's `error.status`es that refuse the model when the message names it: 403 "You do not
+have permission to access tuned model tunedModels/…", 404 "models/… is not found for API version
+v1beta" (ai.google.dev/gemini-api/docs/troubleshooting)."""
+HELD_WHOLE = "whole"
+HELD_MODEL_REFUSED = "model-refused"
+HELD_MODEL = "model"
+"""What a held rest (`held_rest_until`) rests: the whole key, the key for the request's model as
+one it may not use (`key_limits.refuse_model`), or the key for that model's quota (a per-day quota
+per model)."""
+DECLARED_TOKEN_FIELDS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
+"""Top-level body fields that declare a request's output tokens (Chat Completions, Anthropic's
+Messages, Responses), read only on a 429 (`key_limits.size_refusal`)."""
 KEY_INVALID_REASONS = {"google-ai-studio": "API_KEY_INVALID"}
 """Providers that refuse a bad key with 400 rather than 401, and the `reason` their error names.
 
@@ -169,29 +202,63 @@ def per_day_quota(status: int, document: object) -> bool:
     return any(isinstance(quota, str) and PER_DAY_QUOTA in quota for quota in quota_ids(document))
 
 
-def per_model_quota(provider: Provider, status: int, document: object) -> bool:
-    """Whether an answer is a 429 of a provider whose quotas can be per model, for quotas that
-    all are (`key_limits.per_model_quota`): the key rests for the request's model only."""
+def whole_key_quota(provider: Provider, status: int, document: object) -> bool:
+    """Whether an answer is a 429 of a provider that names its quotas (Google's), for a quota
+    that is not per model (`key_limits.per_model_quota`): the whole key rests, not only for the
+    request's model."""
     return (
         status == 429
-        and provider.slug in key_limits.MODEL_QUOTA_PROVIDERS
-        and key_limits.per_model_quota(quota_ids(document))
+        and provider.slug in key_limits.QUOTA_BODY_PROVIDERS
+        and not key_limits.per_model_quota(quota_ids(document))
     )
 
 
 def request_model(provider: Provider, method: str, rest: str, body: bytes) -> str | None:
-    """The model a request names, for a rest of one model only: its path's (Google's
-    `models/<model>:<method>`), else its body's top-level `model`; None when it names none."""
+    """The model a request names, for its key state (`key_limits.MODEL_LIMIT_PROVIDERS`): its
+    path's (Google's `models/<model>:<method>`), else its body's top-level `model` read without
+    a parse (`endpoints.top_level_model`); None when it names none (its key's own state)."""
     slug = provider.slug
-    _, model = table_endpoint(slug, method, client_path(slug, decoded_path(rest)))
-    if model is not None:
-        return model
+    if slug not in key_limits.MODEL_LIMIT_PROVIDERS:
+        return None
+    # Only Google names the model in the path; matching the endpoint table costs more than the
+    # body's read, so the others skip it.
+    if slug == GOOGLE:
+        _, model = table_endpoint(slug, method, client_path(slug, decoded_path(rest)))
+        if model is not None:
+            return model
+    return top_level_model(body) if method == "POST" else None
+
+
+def model_refusal(provider: Provider, status: int, document: object, model: str | None) -> bool:
+    """Whether an answer refuses the key the request's model, not the key itself: OpenAI's
+    `model_not_found` (`MODEL_NOT_FOUND`), Anthropic's `MODEL_REFUSAL_TYPES` or Google's
+    `MODEL_REFUSAL_STATUSES` whose message names the model."""
+    if model is None or status not in (403, 404):
+        return False
+    error = error_of(document)
+    message = error.get("message")
+    names = isinstance(message, str) and model in message
+    if provider.slug == "anthropic":
+        return error.get("type") in MODEL_REFUSAL_TYPES and names
+    if provider.slug in key_limits.QUOTA_BODY_PROVIDERS:
+        return error.get("status") in MODEL_REFUSAL_STATUSES and names
+    return error.get("code") == MODEL_NOT_FOUND
+
+
+def declared_tokens(body: bytes) -> int | None:
+    """The output tokens a request declares (`DECLARED_TOKEN_FIELDS`), else None."""
     try:
         document = read_json(body)
     except UnreadableBody:
         return None
-    named = document.get("model") if isinstance(document, dict) else None
-    return checked_name(slug, named, True) if isinstance(named, str) and named else None
+    if not isinstance(document, dict):
+        return None
+    for name in DECLARED_TOKEN_FIELDS:
+        value = document.get(name)
+        # read_json reads numbers as doubles, as JSON.parse does.
+        if isinstance(value, float) and value.is_integer() and value > 0:
+            return int(value)
+    return None
 
 
 def retry_delay_ms(status: int, document: object) -> int | None:
@@ -211,20 +278,32 @@ def retry_delay_ms(status: int, document: object) -> int | None:
     return None
 
 
-def held_rest_until(status: int, document: object, now_ms: int) -> int | None:
+def held_rest_until(
+    status: int, document: object, now_ms: int, refuses_model: bool = False
+) -> int | None:
     """Until when an answer condemns its key for long, else None: a refusal (401/402/403, or a
-    400 counted as one), billing exhausted, or a per-day quota spent.
+    400 counted as one, or a refusal of the request's model), billing exhausted, or a per-day
+    quota spent.
 
-    Such a rest is applied only once another key answered the same request without such a
-    verdict: when every key gets one, the request (a bogus OpenAI-Organization, a model with a
-    tiny daily quota) is at fault rather than the keys, and resting them all would let any client
-    retire the whole pool.
+    Such a rest is applied only once another key served the same request with a 2xx (a 429 or a
+    5xx proves nothing): when no key does, the request (a bogus OpenAI-Organization, a model no
+    key may use, a model with a tiny daily quota) is at fault rather than the keys, and resting
+    them all would let any client retire the whole pool.
     """
-    if status in KEY_REJECTED_STATUSES or insufficient_quota(status, document):
+    if status in KEY_REJECTED_STATUSES or refuses_model or insufficient_quota(status, document):
         return now_ms + REJECTED_COOLDOWN_MS
     if per_day_quota(status, document):
         return next_quota_day_ms(now_ms)
     return None
+
+
+def held_scope(provider: Provider, status: int, document: object, refuses_model: bool) -> str:
+    """What a held rest rests (`HELD_WHOLE`, `HELD_MODEL_REFUSED`, `HELD_MODEL`)."""
+    if refuses_model:
+        return HELD_MODEL_REFUSED
+    if per_day_quota(status, document) and not whole_key_quota(provider, status, document):
+        return HELD_MODEL
+    return HELD_WHOLE
 
 
 def next_quota_day_ms(now_ms: int) -> int:
@@ -274,6 +353,9 @@ def cooldown_ms(
     return 0
 
 
-def is_failover(status: int) -> bool:
-    """Whether another key may get a better answer than this status."""
-    return status in FAILOVER_STATUSES or 500 <= status <= 599
+def server_error_failover(status: int, headers: Mapping[str, str], elapsed_ms: float) -> bool:
+    """Whether a 5xx may go to another key: while the request has taken less than
+    `SERVER_ERROR_FAILOVER_MS` and the answer is not a stream."""
+    if not 500 <= status <= 599 or elapsed_ms >= SERVER_ERROR_FAILOVER_MS:
+        return False
+    return not headers.get("content-type", "").lower().startswith(STREAM_CONTENT_TYPE)

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from infra.settings import load
+from infra.worker import endpoints
 from infra.worker.auth import parse_client_tokens, split_list
 from infra.worker.config import ClientRequest, UpstreamRequest, UpstreamResponse, WorkerConfig
 from infra.worker.key_limits import MAX_COOLDOWN_MS
@@ -18,6 +19,7 @@ from infra.worker.scrubbing import error_document, scrubbed_headers
 from infra.worker.verdicts import (
     RATE_LIMITED_COOLDOWN_MS,
     REJECTED_COOLDOWN_MS,
+    SERVER_ERROR_FAILOVER_MS,
     cooldown_ms,
     gateway_refusal,
     key_invalid_400,
@@ -26,6 +28,7 @@ from infra.worker.verdicts import (
     retry_delay_ms,
 )
 from infra.worker.worker import Isolate
+from tests.vectors.body_models import BODY_MODELS
 
 NOW = 1_800_000_000_000
 TOKEN = "tok-test-laptop-01"
@@ -146,7 +149,7 @@ def test_rest_never_shortens() -> None:
     pool = KeyPool(("a",), 0)
     pool.rest("a", NOW + 900)
     pool.rest("a", NOW + 10)
-    assert pool.state("a").rest_until == NOW + 900
+    assert pool.key("a").whole.rest_until == NOW + 900
 
 
 @pytest.mark.parametrize(
@@ -384,3 +387,30 @@ def test_insufficient_quota_rests_as_long_as_a_refusal() -> None:
     isolate.handle(_chat(), send)  # starts at b
     isolate.handle(_chat(), send)  # starts at a, rested
     assert keys == ["sk-test-a", "sk-test-b", "sk-test-b", "sk-test-b", "sk-test-b", "sk-test-a"]
+
+
+@pytest.mark.parametrize(("took_ms", "attempts"), [(4_999, 2), (5_000, 1), (60_000, 1)])
+def test_a_5xx_fails_over_only_within_the_bound(took_ms: int, attempts: int) -> None:
+    """A 5xx is tried on another key only while the request has taken less than
+    SERVER_ERROR_FAILOVER_MS; later, it goes to the client as it came."""
+    assert SERVER_ERROR_FAILOVER_MS == 5_000
+    clock = [NOW]
+    isolate = Isolate(_config(), ENV, clock_ms=lambda: clock[0])
+    sent: list[UpstreamRequest] = []
+
+    def send(request: UpstreamRequest) -> UpstreamResponse:
+        sent.append(request)
+        clock[0] += took_ms
+        return UpstreamResponse(503, {"content-type": "application/json"}, b'{"error":{}}')
+
+    assert isolate.handle(_chat(), send).status == 503
+    assert len(sent) == attempts
+
+
+@pytest.mark.parametrize(("body", "model"), BODY_MODELS)
+def test_the_model_is_read_without_a_parse(body: bytes, model: str | None) -> None:
+    """The routing read finds the top-level model wherever it is in the object, and reads nothing
+    from nested objects, strings, escapes, other types or names over the bound."""
+    assert endpoints.top_level_model(body) == model
+    if model is not None:
+        assert endpoints.top_level_model(body + b" trailing junk") == model

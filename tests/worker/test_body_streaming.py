@@ -26,6 +26,10 @@ QUIET_WAIT = 0.5
 COMPLETION = b'{"id":"chatcmpl-1","object":"chat.completion","choices":[]}'
 
 
+CHAT = "/v1/chat/completions"
+MISTRAL_CHAT = "/mistral/v1/chat/completions"
+
+
 @dataclass
 class HeadWatchingGateway:
     """A one-request loopback gateway recording when the head arrived and what the body was."""
@@ -66,12 +70,12 @@ def gateway() -> Iterator[HeadWatchingGateway]:
 
 
 def _send_in_two_halves(
-    url: str, body: bytes, gateway: HeadWatchingGateway, wait: float
+    url: str, body: bytes, gateway: HeadWatchingGateway, wait: float, path: str = CHAT
 ) -> tuple[bool, int, bytes]:
     """POST `body` in two halves with `wait` between them: (head seen in between, status, body)."""
     port = int(url.rsplit(":", 1)[1])
     head = (
-        "POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1\r\n"
+        f"POST {path} HTTP/1.1\r\nhost: 127.0.0.1\r\n"
         f"authorization: Bearer {TOKEN}\r\ncontent-type: application/json\r\n"
         f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
     ).encode()
@@ -92,16 +96,22 @@ BODY = (
 
 @pytest.mark.parametrize(
     "config",
-    [{"provider_keys": {"openai": ("sk-test-a",)}}, {"maxAttempts": 1}],
+    [
+        {"provider_keys": {"mistral": ("sk-test-a",)}},
+        {"provider_keys": {"mistral": ("sk-test-a", "sk-test-b")}, "maxAttempts": 1},
+    ],
     ids=["one-key", "max-attempts-1"],
 )
 def test_a_body_no_second_attempt_needs_streams_through(
     make_worker: MakeWorker, gateway: HeadWatchingGateway, config: dict[str, object]
 ) -> None:
-    """With no failover possible the gateway sees the request begin before its body is complete,
-    and still gets every byte under the declared length (not a chunked upload)."""
+    """With no failover possible, to a provider whose limits are not per model, the gateway sees
+    the request begin before its body is complete, and still gets every byte under the declared
+    length (not a chunked upload)."""
     worker = make_worker(gateway_url=gateway.url, **config)
-    seen_early, status, answer = _send_in_two_halves(worker.url, BODY, gateway, HEAD_WAIT)
+    seen_early, status, answer = _send_in_two_halves(
+        worker.url, BODY, gateway, HEAD_WAIT, MISTRAL_CHAT
+    )
     assert seen_early
     assert (status, answer) == (200, COMPLETION)
     assert gateway.body == BODY
@@ -115,14 +125,16 @@ def test_a_body_no_second_attempt_needs_streams_through(
         {},
         {"provider_keys": {"openai": ("sk-test-a",)}, "clients": {"alice": {"models": ["gpt-*"]}}},
         {"provider_keys": {"openai": ("sk-test-a",)}, "cacheTtl": 60},
+        {"provider_keys": {"openai": ("sk-test-a",)}},
     ],
-    ids=["failover-possible", "models-policy", "gateway-cache"],
+    ids=["failover-possible", "models-policy", "gateway-cache", "limits-per-model"],
 )
 def test_a_body_something_needs_is_read_first(
     make_worker: MakeWorker, gateway: HeadWatchingGateway, config: dict[str, object]
 ) -> None:
-    """Several keys (failover resends the same bytes), a `models` policy or the gateway cache key
-    need the whole body: nothing reaches the gateway until it is complete."""
+    """Several keys (failover resends the same bytes), a `models` policy, the gateway cache key or
+    a provider whose limits are per model (the key state is the model's) need the whole body:
+    nothing reaches the gateway until it is complete."""
     worker = make_worker(gateway_url=gateway.url, **config)
     seen_early, status, answer = _send_in_two_halves(worker.url, BODY, gateway, QUIET_WAIT)
     assert not seen_early

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from infra.cli.workerd import RunningWorker
+from infra.worker.verdicts import SERVER_ERROR_FAILOVER_MS
 from tests.upstream import Behaviour, FakeGateway, revoked_message
 from tests.worker.conftest import AUTH, OPENAI_KEYS, MakeWorker
 
@@ -188,3 +189,22 @@ def test_stream_longer_than_the_timeout_is_not_cut(
     upstream.chunk_delay = 0.1  # 8 chunks of 0.1 s: well past the 300 ms timeout
     worker = make_worker(upstream_timeout_ms=300)
     _assert_whole_stream(worker, 8)
+
+
+def test_a_slow_5xx_is_not_bought_again_with_another_key(
+    worker: RunningWorker, upstream: FakeGateway
+) -> None:
+    """A 5xx that came after the failover bound (5 s into the request) may follow work the
+    provider bills: it goes to the client as it came, and no other key is asked. A fast 5xx from
+    every key is tried on each of them (nothing was worked on)."""
+    for key in OPENAI_KEYS:
+        upstream.behaviours[key] = "server_error"
+    assert _chat(worker).status_code == 503
+    assert len(upstream.requests) == len(OPENAI_KEYS)
+    upstream.slow_seconds = SERVER_ERROR_FAILOVER_MS / 1000 + 0.5
+    for key in OPENAI_KEYS:
+        upstream.behaviours[key] = "slow_server_error"
+    slow = _chat(worker)
+    assert slow.status_code == 503
+    assert slow.json()["error"]["message"] == "upstream overloaded"
+    assert len(upstream.requests) == len(OPENAI_KEYS) + 1

@@ -4,18 +4,24 @@ and the official openai SDK as a client of a pool whose keys are at their limits
 from __future__ import annotations
 
 import json
+import threading
+from collections import Counter
 
 import httpx
 import openai
 import pytest
 
+from bench.pool_keys import Tier
 from infra.cli.workerd import serve_worker
 from infra.settings import load
 from infra.worker import key_limits
 from infra.worker.config import UpstreamResponse
 from infra.worker.render import render_worker
 from tests.upstream import ACCOUNT_ID, FakeGateway, _openai_completion
+from tests.vectors.body_models import BODY_MODELS
 from tests.vectors.header_values import COUNTS, DURATIONS, RETRY_AFTER_MS, TIMESTAMPS
+from tests.vectors.pool_promises import NOW as PROMISE_NOW
+from tests.vectors.pool_promises import PROMISES, expected_results
 from tests.worker.conftest import TOKEN, MakeWorker
 
 MESSAGES = [{"role": "user", "content": "Say hello"}]
@@ -169,3 +175,119 @@ def test_request_too_large_reaches_the_sdk_as_openai_sent_it(
     for _ in range(3):
         client.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]  # plain dicts; the SDK types them as TypedDicts
     assert len({request.key for request in upstream.requests}) == 3
+
+
+_PROMISES_HARNESS = """
+function runPromise(promise, origin) {
+  const pool = Array.from({ length: promise.keys }, () => newPoolKey());
+  const names = pool.map((_, index) => `k${index}`);
+  const marks = new Map();
+  return promise.steps.map((step) => {
+    const model = step.model ?? null;
+    const now = origin + (step.now ?? 0);
+    const state = modelState(pool[step.key ?? 0], model, now);
+    switch (step.op) {
+      case "send":
+        marks.set(step.as, sending(state, now));
+        return null;
+      case "observe":
+        return observe(state, step.style ?? "openai", new Headers(step.headers), now,
+          marks.get(step.mark));
+      case "contended":
+        contended(state);
+        return null;
+      case "rest":
+        restKey(state, origin + step.until, step.stated);
+        return null;
+      case "stated_until":
+        return Math.max(0, keyStatedUntil(pool[step.key], state, now, 0) - origin);
+      case "choose": {
+        const index = chooseKey(names, pool, 0, new Set(), now, model);
+        return index === -1 ? null : index;
+      }
+      case "exhausted": {
+        const until = exhaustedUntil(pool, now, model);
+        return until === null ? null : until - origin;
+      }
+    }
+    throw new Error(`unknown step ${step.op}`);
+  });
+}
+export default {
+  async fetch(request) {
+    const { promises, origin } = await request.json();
+    return Response.json(promises.map((promise) => runPromise(promise, origin)));
+  },
+};
+"""
+
+
+def test_worker_keeps_the_pools_promises() -> None:
+    """Each promise of the shared table (tests/vectors/pool_promises.py) holds on the rendered
+    Worker's own functions, per key and per model, as it does on the model's."""
+    settings, _ = load({"accountId": ACCOUNT_ID, "providerKeys": {"openai": ["x"]}}, "test")
+    source = render_worker(settings).replace("export default {", "const aigwWorker = {", 1)
+    with serve_worker(source + _PROMISES_HARNESS, {}) as worker:
+        answer = httpx.post(
+            worker.url, json={"promises": PROMISES, "origin": PROMISE_NOW}, timeout=30
+        )
+    results = answer.json()
+    for promise, seen in zip(PROMISES, results, strict=True):
+        assert seen == expected_results(promise), promise["name"]
+
+
+_BODY_MODEL_HARNESS = """
+export default {
+  async fetch(request) {
+    const bodies = await request.json();
+    return Response.json(bodies.map((hex) => topLevelModel(Uint8Array.from(
+      hex.match(/../g) ?? [], (pair) => parseInt(pair, 16)))));
+  },
+};
+"""
+
+
+def test_worker_reads_the_model_as_the_model_does() -> None:
+    """The Worker's routing read finds the same model as the model's in every body of the table."""
+    settings, _ = load({"accountId": ACCOUNT_ID, "providerKeys": {"openai": ["x"]}}, "test")
+    source = render_worker(settings).replace("export default {", "const aigwWorker = {", 1)
+    with serve_worker(source + _BODY_MODEL_HARNESS, {}) as worker:
+        read = httpx.post(worker.url, json=[body.hex() for body, _ in BODY_MODELS], timeout=30)
+    assert read.json() == [model for _, model in BODY_MODELS]
+
+
+def test_a_model_far_over_its_limit_costs_another_model_nothing(
+    make_worker: MakeWorker, upstream: FakeGateway
+) -> None:
+    """Two clients of the official SDK at once on three keys whose limits are per model, as
+    OpenAI's are: one sends a small model far over its limit (1 request per 4 s per key), the other
+    a main model within its own (100 per 10 s per key). Every main-model request is answered; the
+    small model's client gets pool_exhausted from the Worker for most of its requests, and no
+    upstream 429 is ever about the main model."""
+    upstream.model_tiers = {"gpt-main": Tier(100, 10.0), "gpt-small": Tier(1, 4.0)}
+    worker = make_worker()
+    outcomes: dict[str, Counter[str]] = {"gpt-main": Counter(), "gpt-small": Counter()}
+
+    def client(model: str) -> None:
+        sdk = _client(worker.url, 0, [])
+        for _ in range(24):
+            try:
+                sdk.chat.completions.create(model=model, messages=MESSAGES)  # type: ignore[arg-type]  # plain dicts; the SDK types them as TypedDicts
+                outcomes[model]["answered"] += 1
+            except openai.RateLimitError as refused:
+                outcomes[model][str(refused.code)] += 1
+
+    threads = [threading.Thread(target=client, args=(model,)) for model in outcomes]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert outcomes["gpt-main"] == Counter({"answered": 24})
+    assert outcomes["gpt-small"]["answered"] <= 6
+    assert outcomes["gpt-small"]["pool_exhausted"] >= 15
+    main_refused = [
+        bucket.refused
+        for (_, model), bucket in upstream.model_buckets.items()
+        if model == "gpt-main"
+    ]
+    assert main_refused == [0, 0, 0]
