@@ -19,7 +19,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from infra.worker.routing import percent_decode
+from infra.providers import Provider
+from infra.worker.routing import decoded_path, percent_decode
 
 PATH_MODEL = "{model}"
 """A template segment (or the part of one before `:<method>`) that names the model: checked."""
@@ -194,6 +195,13 @@ Multipart endpoints (audio transcriptions and translations, image edits) are not
 is a form field among file parts, and reading it would take a second multipart parser whose
 reading of a crafted body (a field twice, odd quoting) can differ from the provider's; a client
 that needs them gets them from its operator's `endpoints`, unchecked."""
+PATH_MODEL_PROVIDERS = tuple(
+    slug
+    for slug, endpoints in ENDPOINTS.items()
+    if any(PATH_MODEL in e.path or PATH_MODEL_REST in e.path for e in endpoints)
+)
+"""The providers whose paths name the model (Google's `models/<model>:<method>`, Workers AI's
+`@cf/...`): `request_model` reads their paths' model first."""
 
 
 @dataclass(frozen=True)
@@ -609,3 +617,18 @@ def _model_value(body: bytes, at: int) -> str | None:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
         return None
+
+
+def request_model(provider: Provider, method: str, rest: str, body: bytes) -> str | None:
+    """The model a request names, read once per request for the key pool (per model for
+    `key_limits.MODEL_LIMIT_PROVIDERS`) and the analytics data point: its path's, for a provider
+    whose paths name it (`PATH_MODEL_PROVIDERS`), else its body's top-level `model`, read without
+    a parse (`top_level_model`); None when it names none."""
+    slug = provider.slug
+    # Only these providers name the model in the path; matching the endpoint table costs more
+    # than the body's read, so the others skip it.
+    if slug in PATH_MODEL_PROVIDERS:
+        _, model = table_endpoint(slug, method, client_path(slug, decoded_path(rest)))
+        if model is not None:
+            return model
+    return top_level_model(body) if method == "POST" else None

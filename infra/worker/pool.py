@@ -42,7 +42,6 @@ from infra.worker.verdicts import (
     insufficient_quota,
     key_invalid_400,
     model_refusal,
-    request_model,
     retry_delay_ms,
     server_error_failover,
     stated_delay_ms,
@@ -177,9 +176,11 @@ def proxy(
     matched: Route,
     client: str,
     pool: KeyPool,
+    named: str | None,
     send: Send,
 ) -> Response:
-    """Try keys in rotation until one gets an answer no other key could better."""
+    """Try keys in rotation until one gets an answer no other key could better; `named` is the
+    model the request names (`endpoints.request_model`)."""
     provider = matched.provider
     upstream_path = matched.upstream_path()
     base = forwarded_headers(config, client, headers)
@@ -193,8 +194,8 @@ def proxy(
     # GET carries no body upstream; DELETE only if it has one.
     sends_body = request.method == "POST" or (request.method == "DELETE" and request.body)
     body = request.body if sends_body else None
-    # The providers' limits are per model: a request is known by the model it names.
-    model = request_model(provider, request.method, matched.rest, request.body)
+    # Where the providers' limits are per model, a request is known by the model it names.
+    model = named if provider.slug in key_limits.MODEL_LIMIT_PROVIDERS else None
     started = clock_ms()
     start = pool.start()
     tried: set[str] = set()

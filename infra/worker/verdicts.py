@@ -19,16 +19,11 @@ from infra.worker import key_limits
 from infra.worker.answers import RATE_LIMIT_ERROR_TYPE, error
 from infra.worker.config import Response, UpstreamResponse
 from infra.worker.endpoints import (
-    GOOGLE,
     UnreadableBody,
-    client_path,
     read_json,
-    table_endpoint,
-    top_level_model,
 )
 from infra.worker.key_limits import MAX_COOLDOWN_MS
 from infra.worker.policy import budget_exceeded_message
-from infra.worker.routing import decoded_path
 
 FAILOVER_STATUSES = (401, 402, 403, 429)
 """Upstream statuses retried with another key, besides a model refusal (`model_refusal`) and a
@@ -211,22 +206,6 @@ def whole_key_quota(provider: Provider, status: int, document: object) -> bool:
         and provider.slug in key_limits.QUOTA_BODY_PROVIDERS
         and not key_limits.per_model_quota(quota_ids(document))
     )
-
-
-def request_model(provider: Provider, method: str, rest: str, body: bytes) -> str | None:
-    """The model a request names, for its key state (`key_limits.MODEL_LIMIT_PROVIDERS`): its
-    path's (Google's `models/<model>:<method>`), else its body's top-level `model` read without
-    a parse (`endpoints.top_level_model`); None when it names none (its key's own state)."""
-    slug = provider.slug
-    if slug not in key_limits.MODEL_LIMIT_PROVIDERS:
-        return None
-    # Only Google names the model in the path; matching the endpoint table costs more than the
-    # body's read, so the others skip it.
-    if slug == GOOGLE:
-        _, model = table_endpoint(slug, method, client_path(slug, decoded_path(rest)))
-        if model is not None:
-            return model
-    return top_level_model(body) if method == "POST" else None
 
 
 def model_refusal(provider: Provider, status: int, document: object, model: str | None) -> bool:
