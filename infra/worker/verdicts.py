@@ -15,13 +15,10 @@ from zoneinfo import ZoneInfo
 
 from infra.providers import Provider
 from infra.settings import ClientPolicy
-from infra.worker import key_limits
+from infra.worker import key_limits, rate_limit_headers
 from infra.worker.answers import RATE_LIMIT_ERROR_TYPE, error
+from infra.worker.body_models import UnreadableBody, read_json
 from infra.worker.config import Response, UpstreamResponse
-from infra.worker.endpoints import (
-    UnreadableBody,
-    read_json,
-)
 from infra.worker.key_limits import MAX_COOLDOWN_MS
 from infra.worker.policy import budget_exceeded_message
 
@@ -66,7 +63,7 @@ one it may not use (`key_limits.refuse_model`), or the key for that model's quot
 per model)."""
 DECLARED_TOKEN_FIELDS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
 """Top-level body fields that declare a request's output tokens (Chat Completions, Anthropic's
-Messages, Responses), read only on a 429 (`key_limits.size_refusal`)."""
+Messages, Responses), read only on a 429 (`rate_limit_headers.size_refusal`)."""
 KEY_INVALID_REASONS = {"google-ai-studio": "API_KEY_INVALID"}
 """Providers that refuse a bad key with 400 rather than 401, and the `reason` their error names.
 
@@ -315,7 +312,9 @@ def stated_delay_ms(
     `Retry-After` (the official SDKs' order); None when it states nothing usable."""
     if retry_delay is not None:
         return retry_delay
-    delay = key_limits.retry_after_ms_value(headers.get(key_limits.RETRY_AFTER_MS_HEADER))
+    delay = rate_limit_headers.retry_after_ms_value(
+        headers.get(rate_limit_headers.RETRY_AFTER_MS_HEADER)
+    )
     return delay if delay is not None else retry_after_ms(headers.get("retry-after"), now_ms)
 
 

@@ -1,4 +1,4 @@
-"""Request bodies and the model the routing read (`endpoints.top_level_model`) finds in each: one
+"""Request bodies and the model the routing read (`body_models.top_level_model`) finds in each: one
 table for the model (tests/unit/test_model.py) and the Worker (test_key_limits_workerd.py).
 """
 
