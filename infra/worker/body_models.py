@@ -162,9 +162,9 @@ def top_level_model(body: bytes) -> str | None:
     the body: the scan walks the structure and jumps over every string to its closing quote, so
     it costs little beside the body's size (bench.model_read), and stops at the first `model`
     key. None when the body is not an object, names no model at the top, or names it in a way
-    this reader does not follow (escapes in the name, a name over `MAX_MODEL_NAME` bytes, not
-    UTF-8): a client that hides its model only misroutes itself. The policy check's full parse
-    is another matter, and stays."""
+    this reader does not follow (a name over `MAX_MODEL_NAME` bytes as written, not UTF-8): a
+    client that hides its model only misroutes itself. The policy check's full parse is another
+    matter, and stays."""
     size = len(body)
     at = 0
     while at < size and body[at] in _JSON_SPACE:
@@ -213,7 +213,8 @@ def _string_end(body: bytes, start: int) -> int:
 
 
 def _model_value(body: bytes, at: int) -> str | None:
-    """The string after a `"model"` key that ends before `at`, if it is a plain string."""
+    """The string after a `"model"` key that ends before `at`, if it is a string, its escapes
+    read."""
     size = len(body)
     while at < size and body[at] in _JSON_SPACE:
         at += 1
@@ -224,13 +225,14 @@ def _model_value(body: bytes, at: int) -> str | None:
         at += 1
     if at >= size or body[at] != _QUOTE:
         return None
-    end = body.find(b'"', at + 1, at + 2 + MAX_MODEL_NAME)
-    if end < 0:
+    end = _string_end(body, at)
+    if end < 0 or end > at + 1 + MAX_MODEL_NAME or end == at + 1:
         return None
     raw = body[at + 1 : end]
-    if _BACKSLASH in raw or not raw:
-        return None
     try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
+        text = raw.decode("utf-8")
+        # Escapes are read as JSON reads them, so the name is the one the provider reads.
+        named = json.loads(f'"{text}"') if _BACKSLASH in raw else text
+    except ValueError:
         return None
+    return named if isinstance(named, str) else None
