@@ -18,9 +18,9 @@ GENERATED_NOTE = (
 
 
 PULUMI_YAML_BLOCK = (
-    "  # BEGIN settings declared in infra/settings.py (SCALAR_SETTINGS): written by "
+    "  # BEGIN settings declared in infra/setting_forms.py (SCALAR_SETTINGS): written by "
     "`python -m infra.cli.reference`",
-    "  # END settings declared in infra/settings.py",
+    "  # END settings declared in infra/setting_forms.py",
 )
 """The lines that open, and close, the part of Pulumi.yaml's `config` the generator writes."""
 
@@ -90,7 +90,7 @@ def settings_reference(project: Mapping[str, Any]) -> str:
         "This page lets you look up any `aigw:` setting: its type, its default, what it accepts "
         "and what it does.",
         "",
-        GENERATED_NOTE.format(sources="Pulumi.yaml and infra/settings.py"),
+        GENERATED_NOTE.format(sources="Pulumi.yaml and infra/setting_forms.py"),
         "",
         "Set a value with `pulumi config set aigw:<setting> <value>`, a secret with `--secret`, "
         "one field of an object with `--path` (for example `pulumi config set --path "
