@@ -6,7 +6,8 @@ import pulumi
 
 from infra.resources.component import AigwGateway, AigwGatewayArgs
 from infra.resources.script import WorkersSubdomainError, lookup_workers_subdomain
-from infra.settings import KNOWN_KEYS, NAMESPACE, SettingsError, load
+from infra.setting_forms import KNOWN_KEYS
+from infra.settings import NAMESPACE, SettingsError, load
 
 
 def stack_config() -> dict[str, str]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 
-from infra.settings import SCALAR_SETTINGS
+from infra.setting_forms import SCALAR_SETTINGS
 
 _DOCS = "https://developers.cloudflare.com/ai-gateway"
 

@@ -31,14 +31,8 @@ from infra.cli.usage import (
     stamp,
     worker_metadata,
 )
-from infra.settings import (
-    ALL_CLIENTS,
-    DEFAULT_CLIENT,
-    Budget,
-    ClientPolicy,
-    Settings,
-    policy_of,
-)
+from infra.client_policies import ALL_CLIENTS, Budget, ClientPolicy
+from infra.settings import DEFAULT_CLIENT, Settings, policy_of
 
 CLIENT_FIELD = METADATA_FIELDS["client"]
 """The `cf-aig-metadata` field in which the Worker names the client."""

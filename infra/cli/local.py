@@ -8,7 +8,7 @@ import re
 import signal
 import socket
 import sys
-import threading
+import time
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from pathlib import Path
@@ -235,9 +235,26 @@ def _run_render(args: argparse.Namespace) -> int:
     return 0
 
 
+class StopRequest:
+    """Whether a signal asked `aigw dev` to stop: a plain flag the handler sets.
+
+    Not a `threading.Event`: the handler runs in the main thread, and `Event.set()` takes a lock
+    that the interrupted `Event.wait()` may hold at that moment, so the handler would wait on it
+    forever and `aigw dev` would hang on SIGTERM (seen once in the test suite under load)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def wait(self, seconds: float) -> bool:
+        """Sleep up to `seconds` unless a stop was asked; whether one was."""
+        if not self.requested:
+            time.sleep(seconds)
+        return self.requested
+
+
 def _run_dev(args: argparse.Namespace) -> int:
     """`aigw dev`: serve the rendered Worker in workerd until SIGINT or SIGTERM."""
-    stop = threading.Event()
+    stop = StopRequest()
     previous = {
         signum: signal.signal(signum, _stop_on_signal(stop))
         for signum in (signal.SIGINT, signal.SIGTERM)
@@ -251,7 +268,7 @@ def _run_dev(args: argparse.Namespace) -> int:
             signal.signal(signum, handler)
 
 
-def _serve(args: argparse.Namespace, stop: threading.Event) -> int:
+def _serve(args: argparse.Namespace, stop: StopRequest) -> int:
     """Check the input, then serve the Worker until `stop` is set."""
     if not 0 <= args.port <= 65535:
         raise LocalError(f"--port {args.port} is outside 0-65535")
@@ -282,7 +299,7 @@ def _serve(args: argparse.Namespace, stop: threading.Event) -> int:
 
 def _run_worker(
     args: argparse.Namespace,
-    stop: threading.Event,
+    stop: StopRequest,
     settings: Settings,
     bindings: Mapping[str, str],
     gateway_url: str | None,
@@ -382,11 +399,11 @@ def _check_port_free(port: int) -> None:
             ) from None
 
 
-def _stop_on_signal(stop: threading.Event) -> Callable[[int, FrameType | None], None]:
+def _stop_on_signal(stop: StopRequest) -> Callable[[int, FrameType | None], None]:
     """A signal handler that asks the serving loop to stop (it then stops workerd in order)."""
 
     def handle(signum: int, frame: FrameType | None) -> None:
-        stop.set()
+        stop.requested = True
 
     return handle
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import yaml
 
 from infra.providers import PROVIDERS
-from infra.settings import NAMESPACE, SECRET_KEYS, Settings, SettingsError, load
+from infra.setting_forms import SECRET_KEYS
+from infra.settings import NAMESPACE, Settings, SettingsError, load
 
 STACK_ENV = "PULUMI_STACK"
 """The stack when none is given, as the Pulumi CLI reads it."""

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from infra.cli.local_analytics import LocalAnalytics
-from infra.settings import ClientRateLimit
+from infra.client_policies import ClientRateLimit
 from infra.worker.analytics import BINDING as ANALYTICS_BINDING
 from infra.worker.render import COMPATIBILITY_DATE, MAIN_MODULE, TEMPLATE_DIR
 

@@ -9,14 +9,10 @@ from typing import Any, Protocol
 import pulumi
 import pulumi_cloudflare as cloudflare
 
-from infra.settings import (
-    LOG_RETENTION_RANGE,
-    SCALAR_SETTINGS,
-    Budget,
-    OtelExporter,
-    Settings,
-    spend_limit_rules,
-)
+from infra.client_policies import Budget
+from infra.secret_settings import OtelExporter
+from infra.setting_forms import LOG_RETENTION_RANGE, SCALAR_SETTINGS
+from infra.settings import Settings, spend_limit_rules
 
 AI_GATEWAY_RUN = "AI Gateway Run"
 """The account permission group that lets a token send requests through an authenticated gateway."""

@@ -11,7 +11,8 @@ import pulumi_cloudflare as cloudflare
 import pulumi_random as random
 
 from infra.providers import secret_values
-from infra.settings import DEFAULT_CLIENT, GENERATED_TOKEN_LENGTH, Settings, rate_limit_bindings
+from infra.secret_settings import GENERATED_TOKEN_LENGTH
+from infra.settings import DEFAULT_CLIENT, Settings, rate_limit_bindings
 from infra.worker.render import COMPATIBILITY_DATE, MAIN_MODULE
 
 WORKERS_DEV = "workers.dev"

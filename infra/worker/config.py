@@ -11,8 +11,10 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal
 
+from infra.client_policies import ClientPolicy
 from infra.providers import PROVIDERS, Provider
-from infra.settings import DEFAULT_CLIENT_GATEWAY_HEADERS, ClientPolicy, Settings
+from infra.setting_forms import DEFAULT_CLIENT_GATEWAY_HEADERS
+from infra.settings import Settings
 
 UPSTREAM_TIMEOUT_MS = 300_000
 """How long an upstream gets to answer with headers. Long on purpose: a non-streaming completion

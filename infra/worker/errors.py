@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from infra.settings import MAX_BODY_BYTES
+from infra.setting_forms import MAX_BODY_BYTES
 from infra.worker.config import UPSTREAM_TIMEOUT_MS
 from infra.worker.verdicts import (
     GATEWAY_AUTH_REFUSED,

@@ -11,8 +11,8 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from infra.client_policies import ALL_CLIENTS, Budget, ClientPolicy, ClientRateLimit
 from infra.providers import Provider
-from infra.settings import ALL_CLIENTS, Budget, ClientPolicy, ClientRateLimit
 from infra.worker.answers import error
 from infra.worker.body_models import AmbiguousJson, UnreadableBody, body_models, read_json
 from infra.worker.config import Response, WorkerConfig

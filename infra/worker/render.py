@@ -8,7 +8,8 @@ from typing import Any
 import jinja2
 
 from infra import secret_bindings
-from infra.settings import ClientPolicy, Settings, rate_limit_binding
+from infra.client_policies import ClientPolicy, rate_limit_binding
+from infra.settings import Settings
 from infra.worker import (
     analytics,
     answers,

@@ -13,8 +13,8 @@ from datetime import time as wall_time
 from email.utils import parsedate_to_datetime
 from zoneinfo import ZoneInfo
 
+from infra.client_policies import ClientPolicy
 from infra.providers import Provider
-from infra.settings import ClientPolicy
 from infra.worker import key_limits, rate_limit_headers
 from infra.worker.answers import RATE_LIMIT_ERROR_TYPE, error
 from infra.worker.body_models import UnreadableBody, read_json

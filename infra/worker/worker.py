@@ -14,9 +14,9 @@ import secrets
 import time
 from collections.abc import Callable, Mapping
 
+from infra.client_policies import ClientRateLimit, rate_limit_binding
 from infra.providers import Provider
 from infra.secret_bindings import joined_text
-from infra.settings import ClientRateLimit, rate_limit_binding
 from infra.worker.answers import error
 from infra.worker.auth import authenticate, client_candidates, client_tokens, split_list
 from infra.worker.config import ClientRequest, Response, Send, WorkerConfig

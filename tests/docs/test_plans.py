@@ -6,7 +6,7 @@ from pathlib import Path
 
 from infra.resources.gateway import FREE_PLAN_MAX_LOGS
 from infra.secret_bindings import WORKER_VARIABLE_LIMITS
-from infra.settings import MAX_ATTEMPTS, MAX_SPEND_LIMIT_RULES
+from infra.setting_forms import MAX_ATTEMPTS, MAX_SPEND_LIMIT_RULES
 
 PAGE = (Path(__file__).resolve().parents[2] / "docs" / "plans.md").read_text()
 

@@ -21,6 +21,7 @@ from infra.cli.reference import (
     main,
     pages,
 )
+from infra.client_policies import ClientPolicy
 from infra.reference import (
     PULUMI_YAML_BLOCK,
     ReferenceError,
@@ -28,16 +29,14 @@ from infra.reference import (
     settings_reference,
     with_pulumi_yaml_block,
 )
-from infra.settings import (
+from infra.setting_forms import (
     CLIENT_POLICY_FIELDS,
     KNOWN_KEYS,
     SCALAR_SETTINGS,
     SETTING_FORMS,
-    ClientPolicy,
     SettingForm,
-    SettingsError,
-    load,
 )
+from infra.settings import SettingsError, load
 from infra.worker.errors import WORKER_ERRORS
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -15,7 +15,8 @@ from infra.gateway_inputs import (
     undecided,
 )
 from infra.resources.gateway import SECRET_INPUTS, gateway_args
-from infra.settings import KNOWN_KEYS, SCALAR_SETTINGS, SettingsError, load
+from infra.setting_forms import KNOWN_KEYS, SCALAR_SETTINGS
+from infra.settings import SettingsError, load
 
 REQUIRED = {"accountId": "0123456789abcdef0123456789abcdef", "providerKeys": {"openai": ["k"]}}
 

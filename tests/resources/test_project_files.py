@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from infra.settings import KNOWN_KEYS, SECRET_KEYS, load
+from infra.setting_forms import KNOWN_KEYS, SECRET_KEYS
+from infra.settings import load
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())

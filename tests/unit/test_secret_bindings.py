@@ -14,7 +14,8 @@ from infra.secret_bindings import (
     pack,
     packed_bindings,
 )
-from infra.settings import GENERATED_TOKEN_LENGTH, SettingsError, load
+from infra.secret_settings import GENERATED_TOKEN_LENGTH
+from infra.settings import SettingsError, load
 from infra.worker.auth import split_list
 
 ACCOUNT = "0123456789abcdef0123456789abcdef"

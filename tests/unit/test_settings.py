@@ -6,13 +6,10 @@ from datetime import UTC, datetime
 
 import pytest
 
+from infra.client_policies import Budget, ClientPolicy, ClientRateLimit, rate_limit_binding
 from infra.providers import secret_values
+from infra.setting_forms import KNOWN_KEYS, MAX_SPEND_LIMIT_RULES
 from infra.settings import (
-    KNOWN_KEYS,
-    MAX_SPEND_LIMIT_RULES,
-    Budget,
-    ClientPolicy,
-    ClientRateLimit,
     CustomDomain,
     LogRetention,
     RateLimit,
@@ -22,7 +19,6 @@ from infra.settings import (
     generated_clients,
     load,
     policy_of,
-    rate_limit_binding,
     rate_limit_bindings,
     spend_limit_rules,
 )

@@ -14,8 +14,9 @@ from typing import Any
 import jinja2
 import pytest
 
+from infra.client_policies import ClientPolicy
 from infra.providers import PROVIDERS
-from infra.settings import ClientPolicy, Settings, load
+from infra.settings import Settings, load
 from infra.worker import render
 from infra.worker.config import WorkerConfig
 from infra.worker.policy import budget_exceeded_message, policy_of_client
