@@ -41,8 +41,6 @@ token, the gateway token, a request's or an answer's content, or its query strin
 
 from __future__ import annotations
 
-import json
-import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -71,15 +69,6 @@ MAX_BLOB_CHARACTERS = 256
 """Each blob is cut to this many characters: at most 8 x 256 x 3 bytes of UTF-8, well below the
 16 KB a data point may hold, whatever a client names its model or path."""
 MAX_INDEX_BYTES = 96
-MODEL_SCAN_BYTES = 2048
-"""How much of each end of a buffered body is searched for the `model` it names. SDKs write it
-near one end (OpenAI's Python SDK right after `messages`, most others first); parsing whole
-bodies for a data point cost the Worker about 10% more CPU per request (bench.hotpath), a search
-of both ends next to nothing. A body the Worker streams upstream unread (one key, or maxAttempts
-1) is not read at all, and its point names the path's model (Google, Workers AI) or none."""
-MODEL_FIELD = r'"model"\s*:\s*"((?:[^"\\]|\\.){1,256}?)"'
-"""A `"model": "<name>"` member in JSON text. Inside a JSON string every `"` is escaped, so
-`"model"` followed by `:` is always a key (of the request or of one of its objects)."""
 
 
 Outcome = Literal[
@@ -161,7 +150,8 @@ class Event:
     provider: str
     """The route's provider slug; "" when no route matched."""
     model: str
-    """The model the request names (body or path), "" when the Worker did not read one."""
+    """The model the request names (`endpoints.request_model`: path or body, the one read the key
+    pool uses too), "" when it names none or the Worker did not read one."""
     key_id: str
     """The id of the pool key of the answer; "" when no key was sent."""
     outcome: Outcome
@@ -230,21 +220,6 @@ def data_point(event: Event) -> DataPoint:
         blobs=tuple(bounded(blob) for blob in blobs),
         doubles=doubles,
     )
-
-
-def body_model(body: bytes) -> str:
-    """The model a buffered body names, as the Worker's bodyModel() finds it; "" if none."""
-    head = body[:MODEL_SCAN_BYTES].decode("utf-8", "replace")
-    found = re.search(MODEL_FIELD, head)
-    if found is None and len(body) > MODEL_SCAN_BYTES:
-        found = re.search(MODEL_FIELD, body[-MODEL_SCAN_BYTES:].decode("utf-8", "replace"))
-    if found is None:
-        return ""
-    try:
-        named = json.loads(f'"{found.group(1)}"')
-    except ValueError:
-        return ""
-    return named if isinstance(named, str) else ""
 
 
 def column(name: str) -> str:

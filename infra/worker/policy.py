@@ -14,13 +14,11 @@ from dataclasses import dataclass, field
 from infra.client_policies import ALL_CLIENTS, Budget, ClientPolicy, ClientRateLimit
 from infra.providers import Provider
 from infra.worker.answers import error
+from infra.worker.body_models import AmbiguousJson, UnreadableBody, body_models, read_json
 from infra.worker.config import Response, WorkerConfig
 from infra.worker.endpoints import (
     UNREADABLE_MODEL_CHARACTERS,
-    AmbiguousJson,
     Endpoint,
-    UnreadableBody,
-    body_models,
     checked_name,
     client_path,
     deferred_field,
@@ -28,7 +26,6 @@ from infra.worker.endpoints import (
     glob_matches,
     missing_model,
     opened,
-    read_json,
     table_endpoint,
     uncounted,
 )

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from infra.providers import GATEWAY_TOKEN, Provider
-from infra.worker import key_limits
+from infra.worker import key_limits, rate_limit_headers
 from infra.worker.answers import RATE_LIMIT_ERROR_TYPE, error, final_answer, upstream_timeout
 from infra.worker.config import (
     ClientRequest,
@@ -42,7 +42,6 @@ from infra.worker.verdicts import (
     insufficient_quota,
     key_invalid_400,
     model_refusal,
-    request_model,
     retry_delay_ms,
     server_error_failover,
     stated_delay_ms,
@@ -135,24 +134,25 @@ class KeyPool:
     ) -> str | None:
         """Learn what an answer says of `key` for `model` (`mark` from `key_limits.sending`):
         its rate-limit headers, and on a 429 its rest. On a 429 about the request's size, its
-        verdict (`key_limits.size_refusal`): `TOO_LARGE` goes to the client as it came, with no
-        failover and no rest; after `TOO_LARGE_NOW` another key is tried, and none rests."""
+        verdict (`rate_limit_headers.size_refusal`): `TOO_LARGE` goes to the client as it came,
+        with no failover and no rest; after `TOO_LARGE_NOW` another key is tried, and none
+        rests."""
         pool_key = self.key(key)
         state = key_limits.model_state(pool_key, model, now_ms)
         known = state.requests_limit > 0 or state.tokens_limit > 0
-        style = key_limits.RATE_LIMIT_STYLES.get(provider.slug)
-        read = key_limits.observe(state, style, answer.headers, now_ms, mark)
+        style = rate_limit_headers.RATE_LIMIT_STYLES.get(provider.slug)
+        read = rate_limit_headers.observe(state, style, answer.headers, now_ms, mark)
         if status != 429:
             if status < 400:
                 key_limits.answered(state)
             if 200 <= status <= 299:
                 key_limits.served(pool_key, state, now_ms)
             return None
-        if key_limits.request_too_large(status, error_of(document)):
-            return key_limits.TOO_LARGE
+        if rate_limit_headers.request_too_large(status, error_of(document)):
+            return rate_limit_headers.TOO_LARGE
         if not insufficient_quota(status, document):
             declared = declared_tokens(body)
-            size = key_limits.size_refusal(style, answer.headers, now_ms, declared)
+            size = rate_limit_headers.size_refusal(style, answer.headers, now_ms, declared)
             if size is not None:
                 return size
         delay = stated_delay_ms(answer.headers, now_ms, retry_delay_ms(status, document))
@@ -177,9 +177,11 @@ def proxy(
     matched: Route,
     client: str,
     pool: KeyPool,
+    named: str | None,
     send: Send,
 ) -> Response:
-    """Try keys in rotation until one gets an answer no other key could better."""
+    """Try keys in rotation until one gets an answer no other key could better; `named` is the
+    model the request names (`endpoints.request_model`)."""
     provider = matched.provider
     upstream_path = matched.upstream_path()
     base = forwarded_headers(config, client, headers)
@@ -193,8 +195,8 @@ def proxy(
     # GET carries no body upstream; DELETE only if it has one.
     sends_body = request.method == "POST" or (request.method == "DELETE" and request.body)
     body = request.body if sends_body else None
-    # The providers' limits are per model: a request is known by the model it names.
-    model = request_model(provider, request.method, matched.rest, request.body)
+    # Where the providers' limits are per model, a request is known by the model it names.
+    model = named if provider.slug in key_limits.MODEL_LIMIT_PROVIDERS else None
     started = clock_ms()
     start = pool.start()
     tried: set[str] = set()
@@ -259,7 +261,7 @@ def proxy(
         verdict = pool.learn(
             key, mark, provider, answer, status, document, now, model, request.body
         )
-        failover = verdict != key_limits.TOO_LARGE and (
+        failover = verdict != rate_limit_headers.TOO_LARGE and (
             status in FAILOVER_STATUSES
             or refuses_model
             or server_error_failover(status, answer.headers, now - started)
@@ -277,7 +279,7 @@ def pool_exhausted(provider: Provider, until: float, now_ms: int) -> Response:
         429,
         key_limits.POOL_EXHAUSTED,
         key_limits.pool_exhausted_message(provider.slug, seconds),
-        {"retry-after": str(seconds), key_limits.RETRY_AFTER_MS_HEADER: str(wait_ms)},
+        {"retry-after": str(seconds), rate_limit_headers.RETRY_AFTER_MS_HEADER: str(wait_ms)},
         kind=RATE_LIMIT_ERROR_TYPE,
     )
 

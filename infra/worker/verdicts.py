@@ -15,20 +15,12 @@ from zoneinfo import ZoneInfo
 
 from infra.client_policies import ClientPolicy
 from infra.providers import Provider
-from infra.worker import key_limits
+from infra.worker import key_limits, rate_limit_headers
 from infra.worker.answers import RATE_LIMIT_ERROR_TYPE, error
+from infra.worker.body_models import UnreadableBody, read_json
 from infra.worker.config import Response, UpstreamResponse
-from infra.worker.endpoints import (
-    GOOGLE,
-    UnreadableBody,
-    client_path,
-    read_json,
-    table_endpoint,
-    top_level_model,
-)
 from infra.worker.key_limits import MAX_COOLDOWN_MS
 from infra.worker.policy import budget_exceeded_message
-from infra.worker.routing import decoded_path
 
 FAILOVER_STATUSES = (401, 402, 403, 429)
 """Upstream statuses retried with another key, besides a model refusal (`model_refusal`) and a
@@ -71,7 +63,7 @@ one it may not use (`key_limits.refuse_model`), or the key for that model's quot
 per model)."""
 DECLARED_TOKEN_FIELDS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
 """Top-level body fields that declare a request's output tokens (Chat Completions, Anthropic's
-Messages, Responses), read only on a 429 (`key_limits.size_refusal`)."""
+Messages, Responses), read only on a 429 (`rate_limit_headers.size_refusal`)."""
 KEY_INVALID_REASONS = {"google-ai-studio": "API_KEY_INVALID"}
 """Providers that refuse a bad key with 400 rather than 401, and the `reason` their error names.
 
@@ -213,22 +205,6 @@ def whole_key_quota(provider: Provider, status: int, document: object) -> bool:
     )
 
 
-def request_model(provider: Provider, method: str, rest: str, body: bytes) -> str | None:
-    """The model a request names, for its key state (`key_limits.MODEL_LIMIT_PROVIDERS`): its
-    path's (Google's `models/<model>:<method>`), else its body's top-level `model` read without
-    a parse (`endpoints.top_level_model`); None when it names none (its key's own state)."""
-    slug = provider.slug
-    if slug not in key_limits.MODEL_LIMIT_PROVIDERS:
-        return None
-    # Only Google names the model in the path; matching the endpoint table costs more than the
-    # body's read, so the others skip it.
-    if slug == GOOGLE:
-        _, model = table_endpoint(slug, method, client_path(slug, decoded_path(rest)))
-        if model is not None:
-            return model
-    return top_level_model(body) if method == "POST" else None
-
-
 def model_refusal(provider: Provider, status: int, document: object, model: str | None) -> bool:
     """Whether an answer refuses the key the request's model, not the key itself: OpenAI's
     `model_not_found` (`MODEL_NOT_FOUND`), Anthropic's `MODEL_REFUSAL_TYPES` or Google's
@@ -336,7 +312,9 @@ def stated_delay_ms(
     `Retry-After` (the official SDKs' order); None when it states nothing usable."""
     if retry_delay is not None:
         return retry_delay
-    delay = key_limits.retry_after_ms_value(headers.get(key_limits.RETRY_AFTER_MS_HEADER))
+    delay = rate_limit_headers.retry_after_ms_value(
+        headers.get(rate_limit_headers.RETRY_AFTER_MS_HEADER)
+    )
     return delay if delay is not None else retry_after_ms(headers.get("retry-after"), now_ms)
 
 

@@ -21,6 +21,7 @@ from infra.worker.answers import error
 from infra.worker.auth import authenticate, client_candidates, client_tokens, split_list
 from infra.worker.config import ClientRequest, Response, Send, WorkerConfig
 from infra.worker.cors import preflight, with_cors
+from infra.worker.endpoints import request_model
 from infra.worker.policy import FixedWindowLimiter, check_policy
 from infra.worker.pool import KeyPool, proxy
 from infra.worker.routing import (
@@ -124,6 +125,9 @@ class Isolate:
         limit = self.config.max_body_bytes
         if (_DIGITS.fullmatch(declared) and int(declared) > limit) or len(request.body) > limit:
             return error(413, "body_too_large", f"the request body is larger than {limit} bytes")
+        # Read once, for the key pool (per model where the provider's limits are) and the data
+        # point the Worker writes.
+        named = request_model(provider, request.method, matched.rest, request.body)
         refusal = check_policy(
             self.config,
             client,
@@ -150,5 +154,14 @@ class Isolate:
         # of headers that are stripped.
         matched = Route(provider, matched.rest, forwarded_query(matched.query))
         return proxy(
-            self.config, self.env, self.clock_ms, request, headers, matched, client, pool, send
+            self.config,
+            self.env,
+            self.clock_ms,
+            request,
+            headers,
+            matched,
+            client,
+            pool,
+            named,
+            send,
         )

@@ -7,6 +7,7 @@ from typing import Any, get_args
 import pytest
 
 from infra.worker import analytics
+from infra.worker.body_models import top_level_model
 from infra.worker.errors import WORKER_ERRORS
 from tests.vectors.analytics_cases import (
     BODIES,
@@ -54,8 +55,9 @@ def test_columns_are_named_in_one_place() -> None:
 
 @pytest.mark.parametrize("case", BODIES, ids=lambda case: case["name"])
 def test_model_a_body_names(case: dict[str, Any]) -> None:
-    """The model is found at either end of a body without parsing it, or not at all."""
-    assert analytics.body_model(body_of(case).encode()) == case["model"]
+    """A data point's model is the body's top-level `model`, found without parsing the body (the
+    routing read, `body_models.top_level_model`), or none."""
+    assert top_level_model(body_of(case).encode()) == case["model"]
 
 
 def test_every_error_of_the_worker_has_its_outcome() -> None:

@@ -5,18 +5,14 @@ from __future__ import annotations
 import pytest
 
 from infra.providers import PROVIDERS
+from infra.worker.body_models import AmbiguousJson, NotJson, body_models, is_model_key, read_json
 from infra.worker.endpoints import (
     ENDPOINTS,
     PATH_ID,
     PATH_MODEL,
     PATH_MODEL_REST,
-    AmbiguousJson,
-    NotJson,
-    body_models,
     client_path,
-    is_model_key,
     opened,
-    read_json,
     uncounted,
 )
 from infra.worker.scrubbing import redacted, secret_forms

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from infra.worker import key_limits
+from infra.worker import key_limits, rate_limit_headers
 from infra.worker.key_limits import (
     MAX_COOLDOWN_MS,
     SHARE_FLOOR,
@@ -19,17 +19,19 @@ from infra.worker.key_limits import (
     exhausted_until,
     key_stated_until,
     model_state,
+    pool_exhausted_wait,
+    refuse_model,
+    rest,
+    sending,
+    served,
+    stated_until,
+)
+from infra.worker.rate_limit_headers import (
     observe,
     parse_count,
     parse_duration_ms,
     parse_timestamp_ms,
-    pool_exhausted_wait,
-    refuse_model,
-    rest,
     retry_after_ms_value,
-    sending,
-    served,
-    stated_until,
 )
 from tests.vectors.header_values import COUNTS, DURATIONS, MAX, RETRY_AFTER_MS, TIMESTAMPS
 from tests.vectors.pool_promises import NOW as PROMISE_NOW
@@ -129,8 +131,8 @@ def test_providers_without_headers_read_nothing() -> None:
     """Google states its limits in 429 bodies only: its answers are not read for headers."""
     state = KeyState()
     assert not observe(state, None, _openai(1, 0, "1h"), NOW, sending(state, NOW))
-    assert key_limits.RATE_LIMIT_STYLES.get("google-ai-studio") is None
-    assert key_limits.RATE_LIMIT_STYLES["groq"] == "openai"
+    assert rate_limit_headers.RATE_LIMIT_STYLES.get("google-ai-studio") is None
+    assert rate_limit_headers.RATE_LIMIT_STYLES["groq"] == "openai"
 
 
 @pytest.mark.parametrize(
@@ -276,8 +278,8 @@ def test_pool_exhausted_wait_rounds_up(wait: float, expected: tuple[int, int]) -
 def test_request_too_large_is_read_from_the_start(message: str, own: bool) -> None:
     """Only a message that starts as OpenAI's 'Request too large' one is the request's fault: a
     model name (the client's) inside a rate limit's message cannot make it one."""
-    assert key_limits.request_too_large(429, {"message": message}) is own
-    assert not key_limits.request_too_large(400, {"message": message})
+    assert rate_limit_headers.request_too_large(429, {"message": message}) is own
+    assert not rate_limit_headers.request_too_large(400, {"message": message})
 
 
 def run_promise(promise: dict[str, Any]) -> list[object]:

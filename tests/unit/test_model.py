@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from infra.settings import load
-from infra.worker import endpoints
+from infra.worker import body_models
 from infra.worker.auth import parse_client_tokens, split_list
 from infra.worker.config import ClientRequest, UpstreamRequest, UpstreamResponse, WorkerConfig
 from infra.worker.key_limits import MAX_COOLDOWN_MS
@@ -411,6 +411,6 @@ def test_a_5xx_fails_over_only_within_the_bound(took_ms: int, attempts: int) -> 
 def test_the_model_is_read_without_a_parse(body: bytes, model: str | None) -> None:
     """The routing read finds the top-level model wherever it is in the object, and reads nothing
     from nested objects, strings, escapes, other types or names over the bound."""
-    assert endpoints.top_level_model(body) == model
+    assert body_models.top_level_model(body) == model
     if model is not None:
-        assert endpoints.top_level_model(body + b" trailing junk") == model
+        assert body_models.top_level_model(body + b" trailing junk") == model

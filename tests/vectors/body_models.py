@@ -1,4 +1,4 @@
-"""Request bodies and the model the routing read (`endpoints.top_level_model`) finds in each: one
+"""Request bodies and the model the routing read (`body_models.top_level_model`) finds in each: one
 table for the model (tests/unit/test_model.py) and the Worker (test_key_limits_workerd.py).
 """
 
@@ -10,7 +10,9 @@ BODY_MODELS: list[tuple[bytes, str | None]] = [
     (b' \n{"tools":[{"model":"inner"}],"model" : "outer"}', "outer"),
     (b'{"a":"ends in a backslash \\\\","model":"after"}', "after"),
     (b'{"metadata":{"model":"nested"}}', None),
-    (b'{"model":"esc\\u0061ped"}', None),
+    (b'{"model":"esc\\u0061ped"}', "escaped"),
+    (b'{"model":"a \\"quoted\\" \\\\ name","x":1}', 'a "quoted" \\ name'),
+    (b'{"model":"bad \\x escape"}', None),
     (b'{"model":42}', None),
     (b'{"model":""}', None),
     (b'["model","x"]', None),

@@ -28,7 +28,7 @@ export default {
     const { outcomes, points, bodies } = await request.json();
     const encoder = new TextEncoder();
     return Response.json({
-      models: bodies.map((body) => bodyModel(encoder.encode(body))),
+      models: bodies.map((body) => topLevelModel(encoder.encode(body))),
       outcomes: outcomes.map((c) => outcomeOf(c.status, c.code, c.gateway)),
       points: points.map((e) =>
         dataPoint(e.kind, e, e.outcome, e.status, e.attempts, e.firstByteMs)),

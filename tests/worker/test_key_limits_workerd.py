@@ -14,7 +14,7 @@ import pytest
 from bench.pool_keys import Tier
 from infra.cli.workerd import serve_worker
 from infra.settings import load
-from infra.worker import key_limits
+from infra.worker import rate_limit_headers
 from infra.worker.config import UpstreamResponse
 from infra.worker.render import render_worker
 from tests.upstream import ACCOUNT_ID, FakeGateway, _openai_completion
@@ -49,10 +49,10 @@ def test_worker_parses_headers_as_the_model_does() -> None:
     settings, _ = load({"accountId": ACCOUNT_ID, "providerKeys": {"openai": ["x"]}}, "test")
     source = render_worker(settings).replace("export default {", "const aigwWorker = {", 1)
     tables = {
-        "duration": (DURATIONS, key_limits.parse_duration_ms),
-        "count": (COUNTS, key_limits.parse_count),
-        "timestamp": (TIMESTAMPS, key_limits.parse_timestamp_ms),
-        "retryAfterMs": (RETRY_AFTER_MS, key_limits.retry_after_ms_value),
+        "duration": (DURATIONS, rate_limit_headers.parse_duration_ms),
+        "count": (COUNTS, rate_limit_headers.parse_count),
+        "timestamp": (TIMESTAMPS, rate_limit_headers.parse_timestamp_ms),
+        "retryAfterMs": (RETRY_AFTER_MS, rate_limit_headers.retry_after_ms_value),
     }
     cases = [(name, value) for name, (table, _) in tables.items() for value, _ in table]
     with serve_worker(source + _PARSERS_HARNESS, {}) as worker:
