@@ -65,13 +65,16 @@ def sink() -> Iterator[LocalAnalytics]:
 
 
 def rows(sink: LocalAnalytics, count: int) -> list[dict[str, Any]]:
-    """The first `count` points, as named fields, once workerd has delivered them."""
+    """The first `count` points, as named fields, once workerd has delivered them: attempts by
+    number before requests, requests by status. workerd posts each point on its own, so they may
+    arrive in any order."""
     deadline = time.monotonic() + SETTLE_S
     while len(sink.snapshot()) < count and time.monotonic() < deadline:
         time.sleep(0.02)
     received = sink.snapshot()
     assert len(received) == count, received
-    return [named(row) for row in received]
+    points = [named(row) for row in received]
+    return sorted(points, key=lambda p: (p["kind"] == "request", p["attempts"], p["status"]))
 
 
 def named(row: dict[str, Any]) -> dict[str, Any]:
